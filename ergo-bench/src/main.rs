@@ -1,0 +1,3 @@
+//! Benchmarks of ergo (see README).
+
+fn main() {}

@@ -1,0 +1,227 @@
+//! Request/reply: [`ReplyTo`], [`Call`] and its timeout.
+//!
+//! A call puts a message carrying a [`ReplyTo`] in the target's mailbox and waits for the reply
+//! with a timeout: the node's default (5 s unless configured) or any [`Duration`] given with
+//! [`Call::timeout`].
+//!
+//! # Delivery
+//!
+//! Every call has its own reply slot. When a call gives up (timeout, or the caller drops the
+//! future) the slot is dropped with it: a reply arriving later is discarded and can never be
+//! taken by a later call.
+//!
+//! # Failure
+//!
+//! - the target had already ended: [`CallError::NoProc`];
+//! - the target ended before replying (panic, kill, stop): [`CallError::Exited`] with its reason,
+//!   at once, not after the timeout;
+//! - no reply in time: [`CallError::Timeout`].
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main] async fn main() -> Result<(), ergo::Error> {
+//! use std::time::Duration;
+//! use ergo::prelude::*;
+//!
+//! struct Slow;
+//! #[actor]
+//! impl Slow {
+//!     #[handle]
+//!     async fn nap(&self, ms: u64) -> u64 {
+//!         tokio::time::sleep(Duration::from_millis(ms)).await;
+//!         ms
+//!     }
+//! }
+//!
+//! let node = Node::builder("call-doc@localhost").start().await?;
+//! let slow = node.spawn(Slow).await?;
+//! assert_eq!(slow.nap(1).await?, 1);
+//! let err = slow.nap(200).timeout(Duration::from_millis(10)).await.unwrap_err();
+//! assert_eq!(err, CallError::Timeout);
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
+
+use crate::{Actor, ActorRef, CallError};
+
+/// Where a call's reply goes. Generated message variants of calls carry one; handlers never see
+/// it.
+pub struct ReplyTo<R>(Option<oneshot::Sender<R>>);
+
+impl<R> ReplyTo<R> {
+    /// Sends the reply. Does nothing if the caller has given up (or the slot is detached).
+    #[inline]
+    pub fn send(self, reply: R) {
+        if let Some(tx) = self.0 {
+            let _ = tx.send(reply);
+        }
+    }
+
+    /// Whether a caller still waits for this reply.
+    pub fn is_waiting(&self) -> bool {
+        self.0.as_ref().is_some_and(|tx| !tx.is_closed())
+    }
+}
+
+impl<R> Default for ReplyTo<R> {
+    /// A detached slot: replies to it go nowhere (a message decoded from elsewhere gets its
+    /// route from the transport).
+    fn default() -> Self {
+        ReplyTo(None)
+    }
+}
+
+impl<R> fmt::Debug for ReplyTo<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ReplyTo(local)"
+        } else {
+            "ReplyTo(detached)"
+        })
+    }
+}
+
+/// A call about to be made: set a timeout with [`Call::timeout`], then `.await` it.
+#[must_use = "a call does nothing until it is awaited"]
+pub struct Call<'a, A: Actor, R> {
+    target: &'a ActorRef<A>,
+    msg: A::Msg,
+    rx: oneshot::Receiver<R>,
+    timeout: Option<Duration>,
+}
+
+impl<'a, A: Actor, R> Call<'a, A, R> {
+    /// Builds a call whose message is made by `make` from its reply slot (generated code uses
+    /// this; so can hand-written actors).
+    #[inline]
+    pub fn new(target: &'a ActorRef<A>, make: impl FnOnce(ReplyTo<R>) -> A::Msg) -> Self {
+        let (tx, rx) = oneshot::channel();
+        Call {
+            target,
+            msg: make(ReplyTo(Some(tx))),
+            rx,
+            timeout: None,
+        }
+    }
+
+    /// Overrides the node's default call timeout for this call.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+impl<'a, A: Actor, R: Send + 'a> IntoFuture for Call<'a, A, R> {
+    type Output = Result<R, CallError>;
+    type IntoFuture = CallFuture<'a, A, R>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let timeout = self
+            .timeout
+            .unwrap_or_else(|| self.target.mailbox().core().node.call_timeout());
+        CallFuture {
+            target: self.target,
+            msg: Some(self.msg),
+            rx: self.rx,
+            timeout,
+            sleep: None,
+            slow: None,
+        }
+    }
+}
+
+type SlowStep<'a> = Pin<Box<dyn Future<Output = Result<(), CallError>> + Send + 'a>>;
+
+pin_project! {
+    /// The future of a [`Call`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct CallFuture<'a, A: Actor, R> {
+        target: &'a ActorRef<A>,
+        msg: Option<A::Msg>,
+        rx: oneshot::Receiver<R>,
+        timeout: Duration,
+        #[pin]
+        sleep: Option<Sleep>,
+        // Rare paths (waiting for room in a full bounded mailbox, waiting for a crashed
+        // target's exit reason) run as a boxed future so the common path stays small.
+        slow: Option<SlowStep<'a>>,
+    }
+}
+
+impl<A: Actor, R> Future for CallFuture<'_, A, R> {
+    type Output = Result<R, CallError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Some(msg) = this.msg.take() {
+            let mailbox = this.target.mailbox();
+            match mailbox.try_send(msg) {
+                Ok(()) => {}
+                Err(crate::TrySendError::Closed(_)) => return Poll::Ready(Err(CallError::NoProc)),
+                Err(crate::TrySendError::Full(msg)) => {
+                    let target = *this.target;
+                    *this.slow = Some(Box::pin(async move {
+                        target
+                            .mailbox()
+                            .send(msg)
+                            .await
+                            .map_err(|_| CallError::NoProc)
+                    }));
+                }
+            }
+        }
+        if this.sleep.is_none() {
+            this.sleep.set(Some(tokio::time::sleep_until(
+                Instant::now() + *this.timeout,
+            )));
+        }
+        if let Some(slow) = this.slow.as_mut() {
+            match slow.as_mut().poll(cx) {
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => *this.slow = None,
+                Poll::Pending => {
+                    return match this.sleep.as_pin_mut().map(|s| s.poll(cx)) {
+                        Some(Poll::Ready(())) => Poll::Ready(Err(CallError::Timeout)),
+                        _ => Poll::Pending,
+                    };
+                }
+            }
+        }
+        match Pin::new(&mut *this.rx).poll(cx) {
+            Poll::Ready(Ok(reply)) => return Poll::Ready(Ok(reply)),
+            Poll::Ready(Err(_)) => {
+                // The reply slot was dropped: the target is ending. Its reason may not be
+                // recorded yet (a panic drops the slot while unwinding), so wait for it.
+                let core = this.target.mailbox().core();
+                if let Some(reason) = core.exit_reason() {
+                    return Poll::Ready(Err(CallError::Exited(reason.clone())));
+                }
+                let target = *this.target;
+                let mut wait: SlowStep<'_> = Box::pin(async move {
+                    let reason = target.mailbox().core().wait().await;
+                    Err(CallError::Exited(reason))
+                });
+                match wait.as_mut().poll(cx) {
+                    Poll::Ready(r) => {
+                        return Poll::Ready(Err(r.err().unwrap_or(CallError::NoProc)))
+                    }
+                    // Later polls go through `slow` (checked above) until the reason is known.
+                    Poll::Pending => *this.slow = Some(wait),
+                }
+            }
+            Poll::Pending => {}
+        }
+        ready!(this.sleep.as_pin_mut().expect("sleep set above").poll(cx));
+        Poll::Ready(Err(CallError::Timeout))
+    }
+}

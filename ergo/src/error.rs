@@ -1,0 +1,165 @@
+//! Error types, one per operation family.
+//!
+//! Errors that concern a message hand the message back ([`SendError`], [`TrySendError`]) so
+//! nothing is lost: the caller decides whether to retry, reroute or drop it.
+
+use std::fmt;
+
+use crate::ExitReason;
+
+/// A cast could not be delivered because the process has ended; the message is handed back.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), ergo::Error> {
+/// use ergo::prelude::*;
+/// struct Sink;
+/// #[actor]
+/// impl Sink {
+///     #[handle]
+///     fn put(&mut self, _v: u32) {}
+/// }
+/// let node = Node::builder("send-error@localhost").start().await?;
+/// let sink = node.spawn(Sink).await?;
+/// sink.kill();
+/// sink.wait().await;
+/// let err = sink.put(7).await.unwrap_err();
+/// assert!(matches!(err.0, SinkMsg::Put { _v: 7 }));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct SendError<M>(pub M);
+
+impl<M> fmt::Debug for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+impl<M> fmt::Display for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the process has exited; message returned")
+    }
+}
+
+impl<M> std::error::Error for SendError<M> {}
+
+/// A non-waiting send failed; the message is handed back.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TrySendError<M> {
+    /// The bounded mailbox is full.
+    Full(M),
+    /// The process has ended.
+    Closed(M),
+}
+
+impl<M> TrySendError<M> {
+    /// The message that was not sent.
+    pub fn into_inner(self) -> M {
+        match self {
+            TrySendError::Full(m) | TrySendError::Closed(m) => m,
+        }
+    }
+}
+
+impl<M> fmt::Debug for TrySendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("Full(..)"),
+            TrySendError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<M> fmt::Display for TrySendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("the mailbox is full; message returned"),
+            TrySendError::Closed(_) => f.write_str("the process has exited; message returned"),
+        }
+    }
+}
+
+impl<M> std::error::Error for TrySendError<M> {}
+
+/// A call (request/reply) failed. The handler's own error, if it returns a `Result`, is not a
+/// `CallError`: it arrives as the `Ok` value of the call.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// No reply within the call's timeout; a reply arriving later is dropped.
+    #[error("call timed out")]
+    Timeout,
+    /// The process did not exist when the call was made.
+    #[error("no such process")]
+    NoProc,
+    /// The process ended before it replied (it panicked, was killed or stopped).
+    #[error("process exited before replying ({0})")]
+    Exited(ExitReason),
+    /// The connection to the node of the process was lost.
+    #[error("no connection to the node of the process")]
+    NoConnection,
+}
+
+/// Starting a process failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The actor's `init` hook returned an error (or panicked); the process did not start.
+    #[error("init failed: {0}")]
+    Init(ExitReason),
+    /// The name asked for in the spawn options is already registered.
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+    /// The node is shutting down and starts no new processes.
+    #[error("the node is shutting down")]
+    NodeDown,
+}
+
+/// Registering a name failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegisterError {
+    /// Another live process holds the name.
+    #[error("the name `{0}` is already registered")]
+    NameTaken(String),
+    /// The process already has a registered name (a process has at most one).
+    #[error("the process is already registered as `{0}`")]
+    AlreadyNamed(String),
+    /// The process has ended.
+    #[error("no such process")]
+    NoProc,
+}
+
+/// The error of node-level operations, convertible from every error above so `?` works in
+/// `main`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A spawn failed.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    /// A call failed.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// A registration failed.
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+    /// A cast failed because the process has ended.
+    #[error("the process has exited; message dropped")]
+    Send,
+    /// The node configuration is invalid.
+    #[error("invalid node configuration: {0}")]
+    Config(String),
+}
+
+impl<M> From<SendError<M>> for Error {
+    fn from(_: SendError<M>) -> Self {
+        Error::Send
+    }
+}
+
+impl<M> From<TrySendError<M>> for Error {
+    fn from(_: TrySendError<M>) -> Self {
+        Error::Send
+    }
+}

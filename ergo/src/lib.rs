@@ -1,0 +1,105 @@
+//! # ergo
+//!
+//! Erlang/OTP-style actors for Rust: typed at compile time, self-healing under failure.
+//!
+//! An actor is a struct whose `impl` block is annotated with [`#[actor]`](macro@actor); each
+//! `#[handle]` method becomes a message. The macro generates the message enum, the dispatch and a
+//! trait on [`ActorRef`] whose methods are the handlers, so asking an actor for something it does
+//! not handle is a compile error.
+//!
+//! Processes run as tokio tasks with a mailbox of two lanes (system signals first, then messages
+//! in per-sender order). They can be linked and monitored; a panic ends only its own process,
+//! with [`ExitReason::Panic`], and its links and monitors learn of it.
+//!
+//! # Examples
+//!
+//! ```
+//! use ergo::prelude::*;
+//!
+//! #[derive(Default)]
+//! struct Counter { n: u64 }
+//!
+//! #[actor]
+//! impl Counter {
+//!     /// Adds `by` (a cast: no reply).
+//!     #[handle]
+//!     fn add(&mut self, by: u64) { self.n += by }
+//!
+//!     /// Reads the count (a call: replies).
+//!     #[handle]
+//!     fn get(&self) -> u64 { self.n }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), ergo::Error> {
+//!     let node = Node::builder("alpha@localhost").start().await?;
+//!     let counter = node.spawn(Counter::default()).await?;
+//!     counter.add(5).await?;
+//!     assert_eq!(counter.get().await?, 5);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Modules
+//!
+//! - [`mod@actor`]: the [`Actor`] trait and the lifecycle;
+//! - [`mod@ctx`]: what a handler can do: links, monitors, timers, spawning;
+//! - [`mod@call`]: request/reply and timeouts;
+//! - [`mod@mailbox`]: lanes, ordering and capacity;
+//! - [`mod@exit`]: exit reasons, exit signals and down notices.
+
+#[allow(unused_extern_crates)]
+extern crate self as ergo;
+
+pub mod actor;
+pub mod actor_ref;
+pub mod call;
+pub mod ctx;
+pub mod error;
+pub mod exit;
+pub mod mailbox;
+pub mod node;
+pub mod pid;
+mod process;
+
+pub use crate::actor::{Actor, InitResult};
+pub use crate::actor_ref::ActorRef;
+pub use crate::call::{Call, CallFuture, ReplyTo};
+pub use crate::ctx::{Ctx, TimerRef};
+pub use crate::error::{CallError, Error, RegisterError, SendError, SpawnError, TrySendError};
+pub use crate::exit::{Down, ExitReason, MonitorRef};
+pub use crate::node::{Node, NodeBuilder, SpawnOptions, DEFAULT_CALL_TIMEOUT};
+pub use crate::pid::Pid;
+
+/// Turns an `impl` block into an actor. See the crate docs and `docs/macros.md`.
+pub use ergo_macros::actor;
+
+/// Everything most programs need: `use ergo::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        actor, Actor, ActorRef, CallError, Ctx, Down, ExitReason, MonitorRef, Node, Pid, SendError,
+        SpawnError, SpawnOptions, TimerRef, TrySendError,
+    };
+}
+
+/// Paths the generated code names. Not public API: may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::actor::InitResult;
+    pub use crate::{Actor, ActorRef, Call, Ctx, Down, ExitReason, Pid, ReplyTo, SendError};
+    pub use core::future::Future;
+    pub use serde;
+
+    /// Proves at compile time that a handler argument of a remote actor can cross the network.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be sent to a remote actor",
+        label = "handler arguments of `#[actor(remote)]` must implement `Serialize` and `Deserialize`",
+        note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]`, or drop `remote` from `#[actor(...)]`"
+    )]
+    pub trait RemoteArg {}
+    impl<T: serde::Serialize + serde::de::DeserializeOwned> RemoteArg for T {}
+
+    /// Used by generated code: `assert_remote_arg::<T>()` fails to compile unless `T` is
+    /// serializable.
+    pub const fn assert_remote_arg<T: RemoteArg + ?Sized>() {}
+}

@@ -1,0 +1,383 @@
+//! Mailboxes: the lanes a process receives from.
+//!
+//! Every process owns one mailbox with two lanes:
+//!
+//! - the **system lane** carries exit signals, down notices, link and monitor requests and stop
+//!   requests. It is drained completely before every normal message, so an exit signal overtakes
+//!   messages queued before it. System traffic is rare; the lane is a short critical section.
+//! - the **normal lane** carries the actor's own message enum. It is a lock-free queue: a send is
+//!   one push plus, only when the receiver sleeps, one wake-up. Messages keep their order per
+//!   sender (a single queue keeps the order of every push). Local sends never serialize.
+//!
+//! # Capacity
+//!
+//! The normal lane is unbounded by default. A bounded mailbox (`#[actor(mailbox = N)]` or
+//! [`crate::SpawnOptions::mailbox_capacity`]) hands out `N` permits: `try_cast` fails with
+//! [`crate::TrySendError::Full`] when none is left, `cast` and calls wait for one.
+//!
+//! # Closing
+//!
+//! When a process ends it closes its mailbox: later sends fail with the message handed back, and
+//! messages still queued are dropped (a pending call among them fails with
+//! [`crate::CallError::Exited`]).
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::sync::atomic::{fence, AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use crossbeam_queue::SegQueue;
+use futures_util::task::AtomicWaker;
+use parking_lot::Mutex;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::exit::{Down, ExitReason, MonitorRef};
+use crate::{Actor, Pid};
+
+const AWAKE: u8 = 0;
+const SLEEPING: u8 = 1;
+const CLOSED: u8 = 2;
+
+/// A message of the system lane.
+pub(crate) enum Sys {
+    /// An exit signal. `linked` signals come from a linked process and are ignored once the link
+    /// is gone; others come from `exit(pid, reason)`.
+    Exit {
+        from: Pid,
+        reason: ExitReason,
+        linked: bool,
+    },
+    /// An untrappable kill.
+    Kill,
+    /// A request to stop gracefully (the `terminate` hook runs).
+    Stop(ExitReason),
+    /// The other end of a link made by `from`.
+    Link(ProcHandle),
+    /// `from` removed its link to this process.
+    Unlink(Pid),
+    /// `by` monitors this process.
+    Monitor { by: ProcHandle, monitor: MonitorRef },
+    /// `by` no longer monitors this process.
+    Demonitor(MonitorRef),
+    /// A monitored process ended.
+    Down(Down),
+}
+
+struct SysLane {
+    queue: VecDeque<Sys>,
+    closed: bool,
+    name: Option<Arc<str>>,
+}
+
+/// The non-generic half of a mailbox: what any process can reach knowing only a pid.
+pub(crate) struct Core {
+    pid: Pid,
+    state: AtomicU8,
+    has_sys: AtomicBool,
+    waker: AtomicWaker,
+    sys: Mutex<SysLane>,
+    exit: OnceLock<ExitReason>,
+    done: AtomicBool,
+    exited: Notify,
+    task: OnceLock<tokio::task::AbortHandle>,
+    pub(crate) node: crate::Node,
+}
+
+/// A type-erased process: its core, and a way back to its typed mailbox.
+pub(crate) trait Process: Send + Sync + 'static {
+    fn core(&self) -> &Core;
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+pub(crate) type ProcHandle = Arc<dyn Process>;
+
+impl Core {
+    pub(crate) fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Wakes the receiver if it sleeps. Called after every push, on either lane.
+    #[inline]
+    fn notify(&self) {
+        // Pairs with the fence in `poll_ready`: either the receiver sees our push, or we see it
+        // asleep and wake it.
+        fence(Ordering::SeqCst);
+        if self.state.load(Ordering::Relaxed) == SLEEPING
+            && self
+                .state
+                .compare_exchange(SLEEPING, AWAKE, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.waker.wake();
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) == CLOSED
+    }
+
+    /// Pushes onto the system lane; hands the message back if the process has ended.
+    pub(crate) fn send_sys(&self, msg: Sys) -> Result<(), Sys> {
+        {
+            let mut lane = self.sys.lock();
+            if lane.closed {
+                return Err(msg);
+            }
+            lane.queue.push_back(msg);
+            self.has_sys.store(true, Ordering::Release);
+        }
+        self.notify();
+        Ok(())
+    }
+
+    #[inline]
+    pub(crate) fn has_sys(&self) -> bool {
+        self.has_sys.load(Ordering::Acquire)
+    }
+
+    /// Takes everything on the system lane.
+    pub(crate) fn take_sys(&self, into: &mut VecDeque<Sys>) {
+        let mut lane = self.sys.lock();
+        self.has_sys.store(false, Ordering::Relaxed);
+        std::mem::swap(&mut lane.queue, into);
+    }
+
+    /// Registers `name` for this process unless it has ended or already has one.
+    pub(crate) fn set_name(
+        &self,
+        name: &Arc<str>,
+        insert: impl FnOnce() -> Result<(), crate::RegisterError>,
+    ) -> Result<(), crate::RegisterError> {
+        let mut lane = self.sys.lock();
+        if lane.closed {
+            return Err(crate::RegisterError::NoProc);
+        }
+        if let Some(old) = &lane.name {
+            return Err(crate::RegisterError::AlreadyNamed(old.to_string()));
+        }
+        insert()?;
+        lane.name = Some(name.clone());
+        Ok(())
+    }
+
+    /// Forgets the registered name if it is `name`.
+    pub(crate) fn clear_name(&self, name: &str) -> bool {
+        let mut lane = self.sys.lock();
+        if lane.name.as_deref() == Some(name) {
+            lane.name = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Records the exit reason and closes the system lane. Returns the registered name (to
+    /// release) and whatever was still queued on the lane.
+    pub(crate) fn close(&self, reason: &ExitReason) -> (Option<Arc<str>>, VecDeque<Sys>) {
+        let _ = self.exit.set(reason.clone());
+        let mut lane = self.sys.lock();
+        lane.closed = true;
+        self.state.store(CLOSED, Ordering::SeqCst);
+        self.has_sys.store(false, Ordering::Relaxed);
+        (lane.name.take(), std::mem::take(&mut lane.queue))
+    }
+
+    /// Wakes everyone waiting for this process to end. Called once the exit is fully processed
+    /// (name released, links and monitors notified).
+    pub(crate) fn announce_exit(&self) {
+        self.done.store(true, Ordering::Release);
+        self.exited.notify_waiters();
+    }
+
+    /// Remembers the task running this process, so a kill can abort it mid-handler.
+    pub(crate) fn set_task(&self, task: tokio::task::AbortHandle) {
+        let _ = self.task.set(task);
+    }
+
+    /// Kills the process: queues a kill (for a process between messages) and aborts its task (for
+    /// one stuck inside a handler). Returns `false` if it had already ended.
+    pub(crate) fn kill(&self) -> bool {
+        let queued = self.send_sys(Sys::Kill).is_ok();
+        if queued {
+            if let Some(task) = self.task.get() {
+                task.abort();
+            }
+        }
+        queued
+    }
+
+    pub(crate) fn exit_reason(&self) -> Option<&ExitReason> {
+        self.exit.get()
+    }
+
+    /// Waits until the process has ended and returns why.
+    pub(crate) async fn wait(&self) -> ExitReason {
+        loop {
+            let notified = self.exited.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.done.load(Ordering::Acquire) {
+                if let Some(reason) = self.exit.get() {
+                    return reason.clone();
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+/// The mailbox of one process running actor `A`.
+pub(crate) struct Mailbox<A: Actor> {
+    core: Core,
+    queue: SegQueue<A::Msg>,
+    bound: Option<Box<Semaphore>>,
+}
+
+impl<A: Actor> Process for Mailbox<A> {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+impl<A: Actor> Mailbox<A> {
+    pub(crate) fn new(node: crate::Node, pid: Pid, capacity: Option<usize>) -> Mailbox<A> {
+        Mailbox {
+            core: Core {
+                pid,
+                state: AtomicU8::new(AWAKE),
+                has_sys: AtomicBool::new(false),
+                waker: AtomicWaker::new(),
+                sys: Mutex::new(SysLane {
+                    queue: VecDeque::new(),
+                    closed: false,
+                    name: None,
+                }),
+                exit: OnceLock::new(),
+                done: AtomicBool::new(false),
+                exited: Notify::new(),
+                task: OnceLock::new(),
+                node,
+            },
+            queue: SegQueue::new(),
+            bound: capacity.map(|n| Box::new(Semaphore::new(n.max(1)))),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// Pushes a message that already holds its permit (or needs none).
+    #[inline]
+    fn push(&self, msg: A::Msg) {
+        self.queue.push(msg);
+        self.core.notify();
+        if self.core.state.load(Ordering::Relaxed) == CLOSED {
+            // The process ended while we pushed: drop what it will never read, so pending calls
+            // among it fail at once instead of waiting for their timeout.
+            self.drain_dropped();
+        }
+    }
+
+    /// Sends without waiting.
+    #[inline]
+    pub(crate) fn try_send(&self, msg: A::Msg) -> Result<(), crate::TrySendError<A::Msg>> {
+        if self.core.is_closed() {
+            return Err(crate::TrySendError::Closed(msg));
+        }
+        if let Some(sem) = &self.bound {
+            match sem.try_acquire() {
+                Ok(permit) => permit.forget(),
+                Err(tokio::sync::TryAcquireError::NoPermits) => {
+                    return Err(crate::TrySendError::Full(msg))
+                }
+                Err(tokio::sync::TryAcquireError::Closed) => {
+                    return Err(crate::TrySendError::Closed(msg))
+                }
+            }
+        }
+        self.push(msg);
+        Ok(())
+    }
+
+    /// Sends, waiting for room in a bounded mailbox.
+    pub(crate) async fn send(&self, msg: A::Msg) -> Result<(), crate::SendError<A::Msg>> {
+        match self.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(crate::TrySendError::Closed(msg)) => Err(crate::SendError(msg)),
+            Err(crate::TrySendError::Full(msg)) => {
+                let sem = self
+                    .bound
+                    .as_ref()
+                    .expect("only bounded mailboxes are full");
+                match sem.acquire().await {
+                    Ok(permit) => {
+                        permit.forget();
+                        if self.core.is_closed() {
+                            return Err(crate::SendError(msg));
+                        }
+                        self.push(msg);
+                        Ok(())
+                    }
+                    Err(_) => Err(crate::SendError(msg)),
+                }
+            }
+        }
+    }
+
+    /// Pops one normal message (receiver side).
+    #[inline]
+    pub(crate) fn pop(&self) -> Option<A::Msg> {
+        self.queue.pop()
+    }
+
+    /// Gives back `n` permits after the receiver took `n` messages.
+    #[inline]
+    pub(crate) fn release(&self, n: usize) {
+        if n > 0 {
+            if let Some(sem) = &self.bound {
+                sem.add_permits(n);
+            }
+        }
+    }
+
+    /// Number of normal messages waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Ready when there is something on either lane; otherwise registers the waker and sleeps.
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.queue.is_empty() || self.core.has_sys() {
+            return Poll::Ready(());
+        }
+        self.core.waker.register(cx.waker());
+        self.core.state.store(SLEEPING, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if !self.queue.is_empty() || self.core.has_sys() {
+            let _ = self.core.state.compare_exchange(
+                SLEEPING,
+                AWAKE,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// Drops every queued normal message and refuses further waiting senders.
+    pub(crate) fn drain_dropped(&self) {
+        if let Some(sem) = &self.bound {
+            sem.close();
+        }
+        while self.queue.pop().is_some() {}
+    }
+}

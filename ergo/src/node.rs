@@ -1,0 +1,448 @@
+//! [`Node`]: the entry point. A node owns its processes, their names and its configuration.
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main] async fn main() -> Result<(), ergo::Error> {
+//! use std::time::Duration;
+//! use ergo::prelude::*;
+//!
+//! struct Echo;
+//! #[actor]
+//! impl Echo {
+//!     #[handle]
+//!     fn echo(&self, s: String) -> String { s }
+//! }
+//!
+//! let node = Node::builder("app@localhost")
+//!     .call_timeout(Duration::from_secs(2))
+//!     .start()
+//!     .await?;
+//! let echo = node.spawn(Echo).await?;
+//! node.register("echo", &echo)?;
+//! let found = node.whereis::<Echo>("echo").expect("registered");
+//! assert_eq!(found.echo("hi".into()).await?, "hi");
+//! node.shutdown(Duration::from_secs(1)).await;
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dashmap::DashMap;
+use tracing::Instrument;
+
+use crate::exit::{ExitReason, MonitorRef};
+use crate::mailbox::{Mailbox, ProcHandle};
+use crate::pid::NodeAtom;
+use crate::process::{run, InitTx};
+use crate::{Actor, ActorRef, Ctx, Error, Pid, RegisterError, SpawnError};
+
+/// The default timeout of a call.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running node: cheap to clone (all clones are the same node).
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+struct NodeInner {
+    name: Arc<str>,
+    atom: NodeAtom,
+    creation: u32,
+    call_timeout: Duration,
+    next_id: AtomicU64,
+    next_ref: AtomicU64,
+    processes: DashMap<u64, ProcHandle>,
+    names: DashMap<Arc<str>, ProcHandle>,
+    shutting_down: AtomicBool,
+    runtime: tokio::runtime::Handle,
+}
+
+/// Configures and starts a [`Node`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `start` is called"]
+pub struct NodeBuilder {
+    name: String,
+    call_timeout: Duration,
+    creation: Option<u32>,
+}
+
+impl NodeBuilder {
+    /// The default timeout of every call made to this node's processes (5 s unless set).
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// Fixes the creation number (normally derived from the start time, so it differs between
+    /// runs of a node with the same name).
+    pub fn creation(mut self, creation: u32) -> Self {
+        self.creation = Some(creation);
+        self
+    }
+
+    /// Starts the node on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an empty or malformed name (`name@host`; a name without `@host`
+    /// gets `@localhost`) or a zero call timeout.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime.
+    pub async fn start(self) -> Result<Node, Error> {
+        let name = if self.name.contains('@') {
+            self.name
+        } else {
+            format!("{}@localhost", self.name)
+        };
+        let (local, host) = name.split_once('@').expect("has @");
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        if !valid(local) || !valid(host) {
+            return Err(Error::Config(format!(
+                "node name `{name}` must look like `name@host` (letters, digits, `-`, `_`, `.`)"
+            )));
+        }
+        if self.call_timeout.is_zero() {
+            return Err(Error::Config("the call timeout must be above zero".into()));
+        }
+        let creation = self.creation.unwrap_or_else(|| {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            (now.as_secs() as u32) ^ now.subsec_nanos().rotate_left(16) | 1
+        });
+        Ok(Node {
+            inner: Arc::new(NodeInner {
+                atom: NodeAtom::intern(&name),
+                name: Arc::from(name),
+                creation,
+                call_timeout: self.call_timeout,
+                next_id: AtomicU64::new(1),
+                next_ref: AtomicU64::new(1),
+                processes: DashMap::new(),
+                names: DashMap::new(),
+                shutting_down: AtomicBool::new(false),
+                runtime: tokio::runtime::Handle::current(),
+            }),
+        })
+    }
+}
+
+/// Options for one spawn.
+///
+/// ```
+/// use ergo::SpawnOptions;
+/// let opts = SpawnOptions::new().mailbox_capacity(64).register("worker-1");
+/// # let _ = opts;
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct SpawnOptions {
+    pub(crate) capacity: Option<usize>,
+    pub(crate) name: Option<String>,
+}
+
+impl SpawnOptions {
+    /// The defaults: the actor's own mailbox bound (unbounded unless `#[actor(mailbox = N)]`),
+    /// no name.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bounds the mailbox to `capacity` messages (at least 1).
+    pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// Registers the process under `name` before it starts; the spawn fails if it is taken.
+    pub fn register(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+impl Node {
+    /// Starts configuring a node called `name` (`name@host`).
+    pub fn builder(name: impl Into<String>) -> NodeBuilder {
+        NodeBuilder {
+            name: name.into(),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            creation: None,
+        }
+    }
+
+    /// The node's name (`name@host`).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The node's creation number.
+    pub fn creation(&self) -> u32 {
+        self.inner.creation
+    }
+
+    /// The default call timeout.
+    pub fn call_timeout(&self) -> Duration {
+        self.inner.call_timeout
+    }
+
+    /// Spawns `actor` as a new process and returns its ref once `init` has succeeded.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::Init`] when `init` fails or panics (the process has then ended),
+    /// [`SpawnError::NodeDown`] after [`Node::shutdown`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future while `init` runs leaves the process running.
+    pub async fn spawn<A: Actor>(&self, actor: A) -> Result<ActorRef<A>, SpawnError> {
+        self.spawn_opts(actor, SpawnOptions::default()).await
+    }
+
+    /// [`Node::spawn`] with options (mailbox bound, registered name).
+    ///
+    /// # Errors
+    ///
+    /// As [`Node::spawn`], plus [`SpawnError::Register`] when the name is taken.
+    pub async fn spawn_opts<A: Actor>(
+        &self,
+        actor: A,
+        opts: SpawnOptions,
+    ) -> Result<ActorRef<A>, SpawnError> {
+        let (aref, started) = self.start_process(actor, opts, None)?;
+        started.await.map(|()| aref)
+    }
+
+    /// Creates the process and its task; the returned future resolves when `init` is done.
+    pub(crate) fn start_process<A: Actor>(
+        &self,
+        actor: A,
+        opts: SpawnOptions,
+        link: Option<ProcHandle>,
+    ) -> Result<
+        (
+            ActorRef<A>,
+            impl Future<Output = Result<(), SpawnError>> + Send,
+        ),
+        SpawnError,
+    > {
+        let inner = &*self.inner;
+        if inner.shutting_down.load(Ordering::Acquire) {
+            return Err(SpawnError::NodeDown);
+        }
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let pid = Pid::new(inner.atom, id, inner.creation);
+        let capacity = opts.capacity.or(A::MAILBOX_CAPACITY);
+        let mailbox = Arc::new(Mailbox::<A>::new(self.clone(), pid, capacity));
+        let aref = ActorRef::from_mailbox(mailbox);
+        inner.processes.insert(id, aref.handle());
+        let mut ctx = Ctx::new(aref.clone());
+        if let Some(name) = opts.name {
+            // Dropping `ctx` on failure ends the never-started process cleanly.
+            self.register(&name, &aref)?;
+        }
+        if let Some(parent) = link {
+            ctx.extras_mut().links.insert(parent.core().pid(), parent);
+        }
+        let (init_tx, init_rx): (Option<InitTx>, _) = if A::HAS_INIT {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let span = tracing::info_span!("process", pid = %pid, actor = A::NAME);
+        let task = inner
+            .runtime
+            .spawn(run(actor, ctx, init_tx).instrument(span));
+        aref.mailbox().core().set_task(task.abort_handle());
+        let waiter = aref.clone();
+        let started = async move {
+            match init_rx {
+                None => Ok(()),
+                Some(rx) => match rx.await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(reason)) => {
+                        waiter.wait().await;
+                        Err(SpawnError::Init(reason))
+                    }
+                    Err(_) => Err(SpawnError::Init(waiter.wait().await)),
+                },
+            }
+        };
+        Ok((aref, started))
+    }
+
+    pub(crate) fn process(&self, pid: Pid) -> Option<ProcHandle> {
+        if pid.node_atom() != self.inner.atom || pid.creation() != self.inner.creation {
+            return None;
+        }
+        self.inner.processes.get(&pid.id()).map(|p| p.clone())
+    }
+
+    pub(crate) fn remove_process(&self, pid: Pid) {
+        self.inner.processes.remove(&pid.id());
+    }
+
+    pub(crate) fn next_monitor_ref(&self) -> MonitorRef {
+        MonitorRef(self.inner.next_ref.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The number of live processes.
+    pub fn process_count(&self) -> usize {
+        self.inner.processes.len()
+    }
+
+    /// The pids of all live processes (a snapshot).
+    pub fn processes(&self) -> Vec<Pid> {
+        self.inner
+            .processes
+            .iter()
+            .map(|e| e.value().core().pid())
+            .collect()
+    }
+
+    /// Whether `pid` names a live process of this node.
+    pub fn is_alive(&self, pid: Pid) -> bool {
+        self.process(pid).is_some_and(|p| !p.core().is_closed())
+    }
+
+    /// Registers `actor` under `name`. A process has at most one name; the name is released
+    /// when the process ends, before any monitor of it sees `Down`.
+    ///
+    /// # Errors
+    ///
+    /// [`RegisterError::NameTaken`], [`RegisterError::AlreadyNamed`], or
+    /// [`RegisterError::NoProc`] if the process has ended.
+    pub fn register<A: Actor>(&self, name: &str, actor: &ActorRef<A>) -> Result<(), RegisterError> {
+        let handle = actor.handle();
+        let key: Arc<str> = Arc::from(name);
+        handle.core().set_name(&key, || {
+            use dashmap::mapref::entry::Entry;
+            match self.inner.names.entry(key.clone()) {
+                Entry::Occupied(_) => Err(RegisterError::NameTaken(name.to_owned())),
+                Entry::Vacant(v) => {
+                    v.insert(handle.clone());
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    /// Removes the registration of `name`. Returns `false` if no process had it.
+    pub fn unregister(&self, name: &str) -> bool {
+        match self.inner.names.remove(name) {
+            Some((_, handle)) => {
+                handle.core().clear_name(name);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn release_name(&self, name: &str, pid: Pid) {
+        self.inner
+            .names
+            .remove_if(name, |_, h| h.core().pid() == pid);
+    }
+
+    /// The typed ref registered under `name`, if the name is registered to a live process
+    /// running actor `A` (`None` if absent or registered to another actor type).
+    pub fn whereis<A: Actor>(&self, name: &str) -> Option<ActorRef<A>> {
+        let handle = self.inner.names.get(name)?.clone();
+        let mailbox = handle.into_any().downcast::<Mailbox<A>>().ok()?;
+        Some(ActorRef::from_mailbox(mailbox))
+    }
+
+    /// The pid registered under `name`, whatever its actor type.
+    pub fn whereis_pid(&self, name: &str) -> Option<Pid> {
+        self.inner.names.get(name).map(|h| h.core().pid())
+    }
+
+    /// The registered names (a snapshot).
+    pub fn registered(&self) -> Vec<String> {
+        self.inner
+            .names
+            .iter()
+            .map(|e| e.key().to_string())
+            .collect()
+    }
+
+    /// Sends `pid` an exit signal (see [`ActorRef::exit`]). `false` if no such live process.
+    pub fn exit(&self, pid: Pid, reason: ExitReason) -> bool {
+        self.process(pid).is_some_and(|p| {
+            p.core()
+                .send_sys(crate::mailbox::Sys::Exit {
+                    from: pid,
+                    reason,
+                    linked: false,
+                })
+                .is_ok()
+        })
+    }
+
+    /// Kills `pid` (untrappable). `false` if no such live process.
+    pub fn kill(&self, pid: Pid) -> bool {
+        self.process(pid).is_some_and(|p| p.core().kill())
+    }
+
+    /// Waits until `pid` has ended and returns why (`NoProc` if it was not alive).
+    pub async fn wait(&self, pid: Pid) -> ExitReason {
+        match self.process(pid) {
+            Some(p) => p.core().wait().await,
+            None => ExitReason::NoProc,
+        }
+    }
+
+    /// Stops every process: asks each to stop with [`ExitReason::Shutdown`], waits up to
+    /// `grace` for them to end, then kills the rest. No process can be spawned afterwards.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.shutting_down.store(true, Ordering::Release);
+        let all: Vec<ProcHandle> = self
+            .inner
+            .processes
+            .iter()
+            .map(|e| e.value().clone())
+            .collect();
+        for p in &all {
+            let _ = p
+                .core()
+                .send_sys(crate::mailbox::Sys::Stop(ExitReason::Shutdown));
+        }
+        let wait_all = async {
+            for p in &all {
+                p.core().wait().await;
+            }
+        };
+        if tokio::time::timeout(grace, wait_all).await.is_err() {
+            for p in &all {
+                p.core().kill();
+            }
+            for p in &all {
+                p.core().wait().await;
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.inner.name)
+            .field("creation", &self.inner.creation)
+            .field("processes", &self.inner.processes.len())
+            .finish()
+    }
+}

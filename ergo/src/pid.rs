@@ -1,0 +1,163 @@
+//! Process identifiers.
+//!
+//! A [`Pid`] names one process for its whole life: the node it runs on, a number unique on that
+//! node, and the node's `creation` (which changes every time a node with the same name starts, so
+//! a pid from an earlier run never reaches a process of a later one).
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main] async fn main() -> Result<(), ergo::Error> {
+//! use ergo::prelude::*;
+//!
+//! struct Idle;
+//! #[actor]
+//! impl Idle {
+//!     #[handle]
+//!     fn ping(&self) {}
+//! }
+//!
+//! let node = Node::builder("demo@localhost").start().await?;
+//! let a = node.spawn(Idle).await?;
+//! let b = node.spawn(Idle).await?;
+//! assert_ne!(a.pid(), b.pid());
+//! assert_eq!(a.pid().node_name(), "demo@localhost");
+//! println!("{}", a.pid()); // <demo@localhost.1.N>
+//! # Ok(()) }
+//! ```
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::RwLock;
+
+/// An interned node name: a small copyable number that stands for a `name@host` string.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct NodeAtom(u32);
+
+struct AtomTable {
+    names: Vec<Arc<str>>,
+    index: HashMap<Arc<str>, u32>,
+}
+
+fn atoms() -> &'static RwLock<AtomTable> {
+    static ATOMS: OnceLock<RwLock<AtomTable>> = OnceLock::new();
+    ATOMS.get_or_init(|| {
+        RwLock::new(AtomTable {
+            names: Vec::new(),
+            index: HashMap::new(),
+        })
+    })
+}
+
+impl NodeAtom {
+    /// Interns `name`, returning the same atom for the same string every time.
+    pub(crate) fn intern(name: &str) -> NodeAtom {
+        if let Some(&i) = atoms().read().index.get(name) {
+            return NodeAtom(i);
+        }
+        let mut table = atoms().write();
+        if let Some(&i) = table.index.get(name) {
+            return NodeAtom(i);
+        }
+        let i = u32::try_from(table.names.len()).expect("more than 2^32 node names interned");
+        let name: Arc<str> = Arc::from(name);
+        table.names.push(name.clone());
+        table.index.insert(name, i);
+        NodeAtom(i)
+    }
+
+    pub(crate) fn name(self) -> Arc<str> {
+        atoms().read().names[self.0 as usize].clone()
+    }
+}
+
+/// The identifier of one process: node, number on that node, and the node's creation.
+///
+/// `Pid` is `Copy` (16 bytes), printable as `<node.id.creation>`, and totally ordered (by node
+/// name, then number, then creation).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Pid {
+    node: NodeAtom,
+    creation: u32,
+    id: u64,
+}
+
+impl Pid {
+    pub(crate) fn new(node: NodeAtom, id: u64, creation: u32) -> Pid {
+        Pid { node, creation, id }
+    }
+
+    /// The number of this process on its node (unique for one creation of the node).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The creation of the node that spawned this process.
+    pub fn creation(&self) -> u32 {
+        self.creation
+    }
+
+    /// The name of the node this process runs on (`name@host`).
+    pub fn node_name(&self) -> Arc<str> {
+        self.node.name()
+    }
+
+    pub(crate) fn node_atom(&self) -> NodeAtom {
+        self.node
+    }
+}
+
+impl Ord for Pid {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let by_node = if self.node == other.node {
+            Ordering::Equal
+        } else {
+            self.node.name().cmp(&other.node.name())
+        };
+        by_node
+            .then(self.id.cmp(&other.id))
+            .then(self.creation.cmp(&other.creation))
+    }
+}
+
+impl PartialOrd for Pid {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{}.{}.{}>", self.node.name(), self.id, self.creation)
+    }
+}
+
+impl fmt::Debug for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interning_returns_the_same_atom_for_the_same_name() {
+        assert!(NodeAtom::intern("a@h") == NodeAtom::intern("a@h"));
+        assert!(NodeAtom::intern("a@h") != NodeAtom::intern("b@h"));
+    }
+
+    #[test]
+    fn pids_order_by_node_name_then_id_then_creation() {
+        let b = NodeAtom::intern("zz-b@h");
+        let a = NodeAtom::intern("zz-a@h");
+        assert!(Pid::new(a, 9, 1) < Pid::new(b, 1, 1));
+        assert!(Pid::new(a, 1, 2) < Pid::new(a, 2, 1));
+        assert!(Pid::new(a, 1, 1) < Pid::new(a, 1, 2));
+        assert_eq!(Pid::new(a, 3, 4).to_string(), "<zz-a@h.3.4>");
+    }
+}

@@ -1,0 +1,173 @@
+//! The process loop: one tokio task per process.
+//!
+//! The loop serves the system lane first, then drains a batch of normal messages (at most
+//! [`BATCH`] before yielding to other tasks, and stopping early as soon as a system message
+//! arrives), and sleeps when both lanes are empty. A panic anywhere in the actor's code is caught
+//! and ends only this process, with [`ExitReason::Panic`].
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
+use tokio::sync::oneshot;
+
+use crate::exit::ExitReason;
+use crate::mailbox::Sys;
+use crate::{Actor, Ctx};
+
+/// Normal messages handled per wake-up before the task yields to others.
+pub(crate) const BATCH: usize = 256;
+
+pub(crate) type InitTx = oneshot::Sender<Result<(), ExitReason>>;
+
+/// What the system lane asks the loop to do next.
+enum Flow {
+    Continue,
+    Exit(ExitReason),
+    Kill,
+}
+
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+/// Runs one process from `init` to its end.
+pub(crate) async fn run<A: Actor>(mut actor: A, mut ctx: Ctx<A>, init_tx: Option<InitTx>) {
+    let lived = AssertUnwindSafe(async {
+        if let Some(tx) = init_tx {
+            if let Err(reason) = actor.init(&mut ctx).await {
+                let _ = tx.send(Err(reason.clone()));
+                return (reason, false);
+            }
+            let _ = tx.send(Ok(()));
+        }
+        serve(&mut actor, &mut ctx).await
+    })
+    .catch_unwind()
+    .await;
+    let (reason, terminate) = match lived {
+        Ok(outcome) => outcome,
+        Err(payload) => (ExitReason::Panic(panic_message(&*payload)), true),
+    };
+    if terminate {
+        let hook = AssertUnwindSafe(actor.terminate(&reason, &mut ctx))
+            .catch_unwind()
+            .await;
+        if let Err(payload) = hook {
+            tracing::error!(panic = %panic_message(&*payload), "terminate hook panicked");
+        }
+    }
+    match &reason {
+        ExitReason::Normal | ExitReason::Shutdown => tracing::debug!(%reason, "process exited"),
+        _ => tracing::warn!(%reason, "process exited"),
+    }
+    ctx.finish(reason);
+}
+
+/// The message loop. Returns the exit reason and whether `terminate` should run.
+async fn serve<A: Actor>(actor: &mut A, ctx: &mut Ctx<A>) -> (ExitReason, bool) {
+    let mailbox = ctx.myself().mailbox().clone();
+    let mut sys = VecDeque::new();
+    loop {
+        if mailbox.core().has_sys() {
+            mailbox.core().take_sys(&mut sys);
+            while let Some(msg) = sys.pop_front() {
+                match system(actor, ctx, msg).await {
+                    Flow::Continue => {}
+                    Flow::Exit(reason) => return (reason, true),
+                    Flow::Kill => return (ExitReason::Killed, false),
+                }
+                if let Some(reason) = ctx.stop.take() {
+                    return (reason, true);
+                }
+            }
+        }
+        let mut handled = 0;
+        while let Some(msg) = mailbox.pop() {
+            handled += 1;
+            actor.handle(msg, ctx).await;
+            if ctx.stop.is_some() || handled == BATCH || mailbox.core().has_sys() {
+                break;
+            }
+        }
+        mailbox.release(handled);
+        if let Some(reason) = ctx.stop.take() {
+            return (reason, true);
+        }
+        if handled == BATCH {
+            tokio::task::yield_now().await;
+        } else {
+            std::future::poll_fn(|cx| mailbox.poll_ready(cx)).await;
+        }
+    }
+}
+
+async fn system<A: Actor>(actor: &mut A, ctx: &mut Ctx<A>, msg: Sys) -> Flow {
+    match msg {
+        Sys::Kill => Flow::Kill,
+        Sys::Stop(reason) => Flow::Exit(reason),
+        Sys::Exit {
+            from,
+            reason,
+            linked,
+        } => {
+            if linked
+                && ctx
+                    .extras
+                    .as_mut()
+                    .and_then(|e| e.links.remove(&from))
+                    .is_none()
+            {
+                // Unlinked before the signal arrived: it no longer concerns us.
+                return Flow::Continue;
+            }
+            if ctx.trap_exit {
+                actor.on_exit(from, reason, ctx).await;
+                Flow::Continue
+            } else if reason == ExitReason::Normal {
+                Flow::Continue
+            } else {
+                Flow::Exit(reason)
+            }
+        }
+        Sys::Link(other) => {
+            let pid = other.core().pid();
+            ctx.extras_mut().links.insert(pid, other);
+            Flow::Continue
+        }
+        Sys::Unlink(pid) => {
+            if let Some(e) = ctx.extras.as_mut() {
+                e.links.remove(&pid);
+            }
+            Flow::Continue
+        }
+        Sys::Monitor { by, monitor } => {
+            ctx.extras_mut().monitored_by.insert(monitor, by);
+            Flow::Continue
+        }
+        Sys::Demonitor(monitor) => {
+            if let Some(e) = ctx.extras.as_mut() {
+                e.monitored_by.remove(&monitor);
+            }
+            Flow::Continue
+        }
+        Sys::Down(down) => {
+            let live = ctx
+                .extras
+                .as_mut()
+                .and_then(|e| e.monitors.remove(&down.monitor))
+                .is_some();
+            if live {
+                actor.on_down(down, ctx).await;
+            }
+            Flow::Continue
+        }
+    }
+}
