@@ -1,3 +1,907 @@
-//! Benchmarks of ergo (see README).
+//! Benchmarks of ergo, each next to a raw-tokio baseline doing the same work.
+//!
+//! Run with `cargo run --release -p ergo-bench [-- [--quick] [--reps N] [WORKLOAD...]]`.
+//!
+//! Every figure is printed as one line `workload metric value unit`; lines starting with `#` are
+//! comments. Each workload checks its own counts (every message sent was handled, in order, by
+//! the actor it was sent to) before its figures are printed, and the binary exits with a non-zero
+//! status on any mismatch.
+//!
+//! Workloads (full counts; `--quick` or `ERGO_BENCH_QUICK=1` divides them by 10):
+//!
+//! - `tell_p1`: one producer task casts 1 000 000 messages to one actor;
+//! - `tell_p2`: two independent producer → actor pairs, 1 000 000 casts each;
+//! - `fan_in`: two producers cast 500 000 messages each to one actor;
+//! - `ask_roundtrip`: 200 000 sequential calls from one task, with p50 and p99 latency;
+//! - `spawn`: 100 000 idle actors spawned from one task, with resident memory per actor;
+//! - `ring`: 1 000 actors in a ring pass a token 1 000 000 hops.
+//!
+//! Each has a `tokio_…` baseline built from tokio tasks and unbounded mpsc channels, and a
+//! `ratio_vs_tokio` line (ergo's rate divided by tokio's). A `WORKLOAD` argument keeps the
+//! workloads whose name, or whose baseline's name, contains it.
 
-fn main() {}
+use std::fmt::Display;
+use std::future::Future;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ergo::prelude::*;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::task::JoinHandle;
+
+/// A failed check or a runtime error; ends the run with a non-zero status.
+type BenchResult<T> = Result<T, String>;
+
+/// The workloads, in the order they run. `spawn` runs first so its memory figures are taken
+/// before other workloads have grown (and freed) the heap.
+const WORKLOADS: [&str; 6] = [
+    "spawn",
+    "tell_p1",
+    "tell_p2",
+    "fan_in",
+    "ask_roundtrip",
+    "ring",
+];
+
+/// Actors in the ring (not scaled by `--quick`).
+const RING_SIZE: u64 = 1_000;
+
+/// What to run, from the command line.
+struct Config {
+    /// Divide every count by 10.
+    quick: bool,
+    /// Runs per workload; the best is reported.
+    reps: usize,
+    /// Substrings selecting workloads; empty keeps all.
+    filters: Vec<String>,
+}
+
+impl Config {
+    fn from_args() -> Result<Config, String> {
+        let mut cfg = Config {
+            quick: std::env::var_os("ERGO_BENCH_QUICK").is_some_and(|v| !v.is_empty() && v != "0"),
+            reps: 3,
+            filters: Vec::new(),
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--quick" | "-q" => cfg.quick = true,
+                "--reps" => {
+                    cfg.reps = args
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .filter(|&n| n > 0)
+                        .ok_or("--reps takes a positive number")?;
+                }
+                "--help" | "-h" => return Err(usage()),
+                flag if flag.starts_with('-') => {
+                    return Err(format!("unknown option `{flag}`\n{}", usage()))
+                }
+                filter => cfg.filters.push(filter.to_owned()),
+            }
+        }
+        if let Some(bad) = cfg
+            .filters
+            .iter()
+            .find(|f| !WORKLOADS.iter().any(|w| selects(f, w)))
+        {
+            return Err(format!("no workload matches `{bad}`\n{}", usage()));
+        }
+        Ok(cfg)
+    }
+
+    /// Whether `workload` (and its baseline) should run.
+    fn wants(&self, workload: &str) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(|f| selects(f, workload))
+    }
+
+    /// `full` divided by 10 under `--quick`.
+    fn count(&self, full: u64) -> u64 {
+        if self.quick {
+            full / 10
+        } else {
+            full
+        }
+    }
+}
+
+fn selects(filter: &str, workload: &str) -> bool {
+    workload.contains(filter) || format!("tokio_{workload}").contains(filter)
+}
+
+fn usage() -> String {
+    format!(
+        "usage: ergo-bench [--quick] [--reps N] [WORKLOAD...]\n  workloads: {}\n  \
+         --quick (or ERGO_BENCH_QUICK=1) divides every count by 10; --reps N keeps the best of \
+         N runs (default 3)",
+        WORKLOADS.join(", ")
+    )
+}
+
+fn main() -> ExitCode {
+    let cfg = match Config::from_args() {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ergo-bench: cannot build the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_all(&cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ergo-bench: FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_all(cfg: &Config) -> BenchResult<()> {
+    println!(
+        "# ergo-bench: tokio multi-thread runtime, 2 worker threads; {} counts{}",
+        if cfg.quick { "quick (1/10)" } else { "full" },
+        if cfg.quick {
+            " (ring size stays 1000)"
+        } else {
+            ""
+        },
+    );
+    println!(
+        "# each figure is the best (shortest) of {} run(s), no warm-up; p50/p99 come from that \
+         run; rss_per_actor is the VmRSS growth of the first run divided by its count",
+        cfg.reps
+    );
+    println!("# every count is checked before its figures are printed; a mismatch exits non-zero");
+    println!("# format: workload metric value unit");
+    for workload in WORKLOADS {
+        if !cfg.wants(workload) {
+            continue;
+        }
+        match workload {
+            "spawn" => spawn_workload(cfg).await?,
+            "tell_p1" => tell_workload(cfg, workload, 1, 1, cfg.count(1_000_000)).await?,
+            "tell_p2" => tell_workload(cfg, workload, 2, 1, cfg.count(1_000_000)).await?,
+            "fan_in" => tell_workload(cfg, workload, 1, 2, cfg.count(1_000_000) / 2).await?,
+            "ask_roundtrip" => ask_workload(cfg).await?,
+            "ring" => ring_workload(cfg).await?,
+            _ => unreachable!("every workload has a runner"),
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurement plumbing
+// ---------------------------------------------------------------------------------------------
+
+/// One run of a workload.
+struct Sample {
+    /// Wall time of the measured part.
+    elapsed: Duration,
+    /// Operations done in `elapsed` (messages, calls, spawns, hops).
+    ops: u64,
+    /// p50 and p99 latency in nanoseconds, for request/reply workloads.
+    latency: Option<(u64, u64)>,
+    /// Resident memory added per actor or task, in bytes, for the spawn workloads.
+    rss_per_op: Option<u64>,
+}
+
+impl Sample {
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Runs `once` `reps` times and keeps the fastest sample (with the first run's memory figure).
+async fn best_of<F, Fut>(reps: usize, mut once: F) -> BenchResult<Sample>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = BenchResult<Sample>>,
+{
+    let mut best: Option<Sample> = None;
+    let mut first_rss = None;
+    for rep in 0..reps {
+        let sample = once(rep).await?;
+        if rep == 0 {
+            first_rss = sample.rss_per_op;
+        }
+        best = match best {
+            Some(b) if b.elapsed <= sample.elapsed => Some(b),
+            _ => Some(sample),
+        };
+    }
+    let mut best = best.ok_or("no run")?;
+    best.rss_per_op = first_rss;
+    Ok(best)
+}
+
+fn line(workload: &str, metric: &str, value: impl Display, unit: &str) {
+    println!("{workload} {metric} {value} {unit}");
+    let _ = std::io::stdout().flush();
+}
+
+/// Prints the figures of an ergo workload, its baseline and their ratio.
+fn report(workload: &str, unit: &str, ergo: &Sample, tokio: &Sample) {
+    let baseline = format!("tokio_{workload}");
+    for (name, s) in [(workload, ergo), (baseline.as_str(), tokio)] {
+        line(name, "rate", format!("{:.0}", s.rate()), unit);
+        if let Some((p50, p99)) = s.latency {
+            line(name, "p50", p50, "ns");
+            line(name, "p99", p99, "ns");
+        }
+        if let Some(rss) = s.rss_per_op {
+            line(name, "rss_per_actor", rss, "bytes");
+        }
+    }
+    line(
+        workload,
+        "ratio_vs_tokio",
+        format!("{:.2}", ergo.rate() / tokio.rate()),
+        "x",
+    );
+}
+
+/// Fails with `what` unless `got == want` (`what` is only formatted on failure).
+fn check<T: PartialEq + std::fmt::Debug>(what: impl Display, got: T, want: T) -> BenchResult<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: got {got:?}, expected {want:?}"))
+    }
+}
+
+async fn join<T>(task: JoinHandle<BenchResult<T>>) -> BenchResult<T> {
+    task.await.map_err(|e| format!("task failed: {e}"))?
+}
+
+async fn new_node(workload: &str, rep: usize) -> BenchResult<Node> {
+    Node::builder(format!(
+        "bench-{}-{rep}@localhost",
+        workload.replace('_', "-")
+    ))
+    .start()
+    .await
+    .map_err(|e| format!("node start: {e}"))
+}
+
+/// Stops `actors` with `Normal`, waits for each, and checks that the node has no process left.
+async fn stop_all<A: Actor>(node: &Node, actors: &[ActorRef<A>]) -> BenchResult<()> {
+    for a in actors {
+        if !a.stop(ExitReason::Normal) {
+            return Err(format!("{a:?} had ended before it was stopped"));
+        }
+    }
+    for a in actors {
+        let reason = a.wait().await;
+        check(
+            format_args!("exit reason of {a:?}"),
+            reason,
+            ExitReason::Normal,
+        )?;
+    }
+    check("processes left on the node", node.process_count(), 0)
+}
+
+/// Resident set size of this process, in bytes (`VmRSS` of `/proc/self/status`).
+fn rss_bytes() -> BenchResult<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| format!("reading /proc/self/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|kb| kb.trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| "no VmRSS line in /proc/self/status".to_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// tell_p1, tell_p2, fan_in
+// ---------------------------------------------------------------------------------------------
+
+/// Receives the casts of the tell workloads and checks that each producer's arrive in order.
+struct Sink {
+    received: u64,
+    expected: u64,
+    next_seq: Vec<u64>,
+    out_of_order: u64,
+    done: Option<oneshot::Sender<()>>,
+}
+
+#[actor]
+impl Sink {
+    /// Message `seq` of producer `from`.
+    #[handle]
+    fn hit(&mut self, from: u32, seq: u64) {
+        let next = &mut self.next_seq[from as usize];
+        if seq != *next {
+            self.out_of_order += 1;
+        }
+        *next = seq + 1;
+        self.received += 1;
+        if self.received == self.expected {
+            if let Some(done) = self.done.take() {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Messages received, and how many of them arrived out of order.
+    #[handle]
+    fn tally(&self) -> (u64, u64) {
+        (self.received, self.out_of_order)
+    }
+}
+
+/// `sinks` actors, each fed by `producers` tasks casting `per_producer` messages.
+async fn tell_workload(
+    cfg: &Config,
+    workload: &str,
+    sinks: usize,
+    producers: usize,
+    per_producer: u64,
+) -> BenchResult<()> {
+    let ergo = best_of(cfg.reps, |rep| {
+        ergo_tell(workload, rep, sinks, producers, per_producer)
+    })
+    .await?;
+    let tokio = best_of(cfg.reps, |_| tokio_tell(sinks, producers, per_producer)).await?;
+    report(workload, "msg/s", &ergo, &tokio);
+    Ok(())
+}
+
+async fn ergo_tell(
+    workload: &str,
+    rep: usize,
+    sinks: usize,
+    producers: usize,
+    per_producer: u64,
+) -> BenchResult<Sample> {
+    let node = new_node(workload, rep).await?;
+    let expected = producers as u64 * per_producer;
+    let mut refs = Vec::new();
+    let mut dones = Vec::new();
+    for _ in 0..sinks {
+        let (tx, rx) = oneshot::channel();
+        let sink = Sink {
+            received: 0,
+            expected,
+            next_seq: vec![0; producers],
+            out_of_order: 0,
+            done: Some(tx),
+        };
+        refs.push(node.spawn(sink).await.map_err(|e| e.to_string())?);
+        dones.push(rx);
+    }
+
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for sink in &refs {
+        for from in 0..producers as u32 {
+            let sink = sink.clone();
+            tasks.push(tokio::spawn(async move {
+                for seq in 0..per_producer {
+                    sink.hit(from, seq)
+                        .await
+                        .map_err(|_| format!("cast {seq} of producer {from}: sink ended"))?;
+                }
+                Ok(())
+            }));
+        }
+    }
+    for done in dones {
+        done.await
+            .map_err(|_| "a sink ended before receiving everything".to_owned())?;
+    }
+    let elapsed = start.elapsed();
+
+    for task in tasks {
+        join(task).await?;
+    }
+    for sink in &refs {
+        let tally = sink.tally().await.map_err(|e| e.to_string())?;
+        check(
+            format_args!("{sink:?} (received, out of order)"),
+            tally,
+            (expected, 0),
+        )?;
+    }
+    stop_all(&node, &refs).await?;
+    Ok(Sample {
+        elapsed,
+        ops: sinks as u64 * expected,
+        latency: None,
+        rss_per_op: None,
+    })
+}
+
+async fn tokio_tell(sinks: usize, producers: usize, per_producer: u64) -> BenchResult<Sample> {
+    let expected = producers as u64 * per_producer;
+    let mut consumers = Vec::new();
+    let mut senders = Vec::new();
+    for _ in 0..sinks {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(u32, u64)>();
+        senders.push(tx);
+        consumers.push(tokio::spawn(async move {
+            let (mut received, mut out_of_order) = (0u64, 0u64);
+            let mut next_seq = vec![0u64; producers];
+            while received < expected {
+                let (from, seq) = rx.recv().await.ok_or("channel closed early")?;
+                let next = &mut next_seq[from as usize];
+                if seq != *next {
+                    out_of_order += 1;
+                }
+                *next = seq + 1;
+                received += 1;
+            }
+            Ok((received, out_of_order))
+        }));
+    }
+
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for tx in &senders {
+        for from in 0..producers as u32 {
+            let tx = tx.clone();
+            tasks.push(tokio::spawn(async move {
+                for seq in 0..per_producer {
+                    tx.send((from, seq))
+                        .map_err(|_| format!("send {seq} of producer {from}: consumer ended"))?;
+                }
+                Ok(())
+            }));
+        }
+    }
+    let mut tallies = Vec::new();
+    for consumer in consumers {
+        tallies.push(join(consumer).await?);
+    }
+    let elapsed = start.elapsed();
+
+    for task in tasks {
+        join(task).await?;
+    }
+    for tally in tallies {
+        check(
+            "tokio consumer (received, out of order)",
+            tally,
+            (expected, 0),
+        )?;
+    }
+    Ok(Sample {
+        elapsed,
+        ops: sinks as u64 * expected,
+        latency: None,
+        rss_per_op: None,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// ask_roundtrip
+// ---------------------------------------------------------------------------------------------
+
+/// Answers calls with their argument plus one.
+struct Echo {
+    calls: u64,
+}
+
+#[actor]
+impl Echo {
+    /// Replies `x + 1`.
+    #[handle]
+    fn echo(&mut self, x: u64) -> u64 {
+        self.calls += 1;
+        x + 1
+    }
+
+    /// Calls answered so far (this one excluded).
+    #[handle]
+    fn calls(&self) -> u64 {
+        self.calls
+    }
+}
+
+async fn ask_workload(cfg: &Config) -> BenchResult<()> {
+    let calls = cfg.count(200_000);
+    let ergo = best_of(cfg.reps, |rep| ergo_ask(rep, calls)).await?;
+    let tokio = best_of(cfg.reps, |_| tokio_ask(calls)).await?;
+    report("ask_roundtrip", "calls/s", &ergo, &tokio);
+    Ok(())
+}
+
+/// p50 and p99 of `latencies` (nanoseconds).
+fn percentiles(mut latencies: Vec<u64>) -> (u64, u64) {
+    latencies.sort_unstable();
+    let at = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
+    (at(50), at(99))
+}
+
+async fn ergo_ask(rep: usize, calls: u64) -> BenchResult<Sample> {
+    let node = new_node("ask_roundtrip", rep).await?;
+    let echo = node
+        .spawn(Echo { calls: 0 })
+        .await
+        .map_err(|e| e.to_string())?;
+    let caller = echo.clone();
+    let (elapsed, latencies) = join(tokio::spawn(async move {
+        let mut latencies = Vec::with_capacity(calls as usize);
+        let start = Instant::now();
+        for x in 0..calls {
+            let t = Instant::now();
+            let reply = caller.echo(x).await.map_err(|e| format!("call {x}: {e}"))?;
+            latencies.push(t.elapsed().as_nanos() as u64);
+            check(format_args!("reply to call {x}"), reply, x + 1)?;
+        }
+        Ok((start.elapsed(), latencies))
+    }))
+    .await?;
+    check(
+        "calls answered",
+        echo.calls().await.map_err(|e| e.to_string())?,
+        calls,
+    )?;
+    stop_all(&node, &[echo]).await?;
+    Ok(Sample {
+        elapsed,
+        ops: calls,
+        latency: Some(percentiles(latencies)),
+        rss_per_op: None,
+    })
+}
+
+async fn tokio_ask(calls: u64) -> BenchResult<Sample> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, oneshot::Sender<u64>)>();
+    let server = tokio::spawn(async move {
+        let mut answered = 0u64;
+        while let Some((x, reply)) = rx.recv().await {
+            answered += 1;
+            let _ = reply.send(x + 1);
+        }
+        Ok(answered)
+    });
+    let (elapsed, latencies) = join(tokio::spawn(async move {
+        let mut latencies = Vec::with_capacity(calls as usize);
+        let start = Instant::now();
+        for x in 0..calls {
+            let t = Instant::now();
+            let (reply_tx, reply_rx) = oneshot::channel();
+            tx.send((x, reply_tx))
+                .map_err(|_| format!("request {x}: server ended"))?;
+            let reply = reply_rx
+                .await
+                .map_err(|_| format!("request {x}: no reply"))?;
+            latencies.push(t.elapsed().as_nanos() as u64);
+            check(format_args!("reply to request {x}"), reply, x + 1)?;
+        }
+        Ok((start.elapsed(), latencies))
+    }))
+    .await?;
+    check("requests answered", join(server).await?, calls)?;
+    Ok(Sample {
+        elapsed,
+        ops: calls,
+        latency: Some(percentiles(latencies)),
+        rss_per_op: None,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// spawn
+// ---------------------------------------------------------------------------------------------
+
+/// An actor that does nothing until asked.
+struct Idle;
+
+#[actor]
+impl Idle {
+    /// Replies `true` (a liveness probe).
+    #[handle]
+    fn ping(&self) -> bool {
+        true
+    }
+}
+
+/// How long spawned actors get to run their first poll before memory is read.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// Idle actors (or tasks) still alive after a spawn run, so that memory can be read with both
+/// populations in place.
+enum Spawned {
+    Ergo(Node, Vec<ActorRef<Idle>>),
+    Tokio(Vec<(mpsc::UnboundedSender<()>, JoinHandle<u64>)>),
+}
+
+impl Spawned {
+    /// Ends every actor or task and checks that each ended as asked.
+    async fn release(self) -> BenchResult<()> {
+        match self {
+            Spawned::Ergo(node, refs) => stop_all(&node, &refs).await,
+            Spawned::Tokio(tasks) => {
+                let count = tasks.len() as u64;
+                let mut handles = Vec::with_capacity(tasks.len());
+                for (tx, task) in tasks {
+                    tx.send(()).map_err(|_| "a task ended early".to_owned())?;
+                    handles.push(task);
+                }
+                let mut woken = 0;
+                for task in handles {
+                    woken += task.await.map_err(|e| format!("task failed: {e}"))?;
+                }
+                check("tasks that received their message", woken, count)
+            }
+        }
+    }
+}
+
+async fn spawn_workload(cfg: &Config) -> BenchResult<()> {
+    let count = cfg.count(100_000);
+    // The first run of each keeps its actors alive until both have read their memory, so that
+    // neither reuses heap pages the other freed (which would hide part of its footprint).
+    let (ergo_first, ergo_held) = ergo_spawn(0, count).await?;
+    let (tokio_first, tokio_held) = tokio_spawn(count).await?;
+    ergo_held.release().await?;
+    tokio_held.release().await?;
+    let mut samples = [ergo_first, tokio_first];
+    for rep in 1..cfg.reps {
+        let (ergo, held) = ergo_spawn(rep, count).await?;
+        held.release().await?;
+        let (tokio, held) = tokio_spawn(count).await?;
+        held.release().await?;
+        for (best, s) in samples.iter_mut().zip([ergo, tokio]) {
+            if s.elapsed < best.elapsed {
+                best.elapsed = s.elapsed;
+            }
+        }
+    }
+    report("spawn", "actors/s", &samples[0], &samples[1]);
+    Ok(())
+}
+
+/// Spawns `count` idle actors from one task; the sample's memory figure is read while they are
+/// all alive, and they are handed back alive.
+async fn ergo_spawn(rep: usize, count: u64) -> BenchResult<(Sample, Spawned)> {
+    let node = new_node("spawn", rep).await?;
+    let spawner = node.clone();
+    let (sample, refs) = join(tokio::spawn(async move {
+        let node = spawner;
+        let mut refs = Vec::with_capacity(count as usize);
+        let rss_before = rss_bytes()?;
+        let start = Instant::now();
+        for i in 0..count {
+            let idle = node
+                .spawn(Idle)
+                .await
+                .map_err(|e| format!("spawn {i}: {e}"))?;
+            refs.push(idle);
+        }
+        let elapsed = start.elapsed();
+        tokio::time::sleep(SETTLE).await;
+        let rss_after = rss_bytes()?;
+        let sample = Sample {
+            elapsed,
+            ops: count,
+            latency: None,
+            rss_per_op: Some(rss_after.saturating_sub(rss_before) / count),
+        };
+        Ok((sample, refs))
+    }))
+    .await?;
+
+    check(
+        "processes on the node",
+        node.process_count(),
+        count as usize,
+    )?;
+    let alive = refs.iter().filter(|r| r.is_alive()).count();
+    check("live actors", alive, count as usize)?;
+    for probe in [refs.first(), refs.last()].into_iter().flatten() {
+        let pong = probe.ping().await.map_err(|e| e.to_string())?;
+        check(format_args!("ping of {probe:?}"), pong, true)?;
+    }
+    Ok((sample, Spawned::Ergo(node, refs)))
+}
+
+/// The baseline: `count` tokio tasks, each waiting on its own unbounded channel.
+async fn tokio_spawn(count: u64) -> BenchResult<(Sample, Spawned)> {
+    let (sample, tasks) = join(tokio::spawn(async move {
+        let mut tasks = Vec::with_capacity(count as usize);
+        let rss_before = rss_bytes()?;
+        let start = Instant::now();
+        for _ in 0..count {
+            let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+            let task = tokio::spawn(async move {
+                let mut got = 0u64;
+                while rx.recv().await.is_some() {
+                    got += 1;
+                }
+                got
+            });
+            tasks.push((tx, task));
+        }
+        let elapsed = start.elapsed();
+        tokio::time::sleep(SETTLE).await;
+        let rss_after = rss_bytes()?;
+        let sample = Sample {
+            elapsed,
+            ops: count,
+            latency: None,
+            rss_per_op: Some(rss_after.saturating_sub(rss_before) / count),
+        };
+        Ok((sample, tasks))
+    }))
+    .await?;
+
+    let alive = tasks.iter().filter(|(_, t)| !t.is_finished()).count();
+    check("live tasks", alive, count as usize)?;
+    Ok((sample, Spawned::Tokio(tasks)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// ring
+// ---------------------------------------------------------------------------------------------
+
+/// One actor of the ring: forwards the token to the next one.
+struct RingNode {
+    next: Option<ActorRef<RingNode>>,
+    hops: u64,
+    lost: u64,
+    done: Arc<Notify>,
+}
+
+#[actor]
+impl RingNode {
+    /// Sets the actor the token goes to next.
+    #[handle]
+    fn set_next(&mut self, next: ActorRef<RingNode>) {
+        self.next = Some(next);
+    }
+
+    /// The token, with the hops left including this one.
+    #[handle]
+    fn token(&mut self, remaining: u64) {
+        self.hops += 1;
+        if remaining <= 1 {
+            self.done.notify_one();
+            return;
+        }
+        let sent = self.next.as_ref().map(|next| {
+            next.try_cast(RingNodeMsg::Token {
+                remaining: remaining - 1,
+            })
+        });
+        if !matches!(sent, Some(Ok(()))) {
+            self.lost += 1;
+            self.done.notify_one();
+        }
+    }
+
+    /// Tokens received, and tokens it could not forward.
+    #[handle]
+    fn tally(&self) -> (u64, u64) {
+        (self.hops, self.lost)
+    }
+}
+
+async fn ring_workload(cfg: &Config) -> BenchResult<()> {
+    let hops = cfg.count(1_000_000);
+    let ergo = best_of(cfg.reps, |rep| ergo_ring(rep, hops)).await?;
+    let tokio = best_of(cfg.reps, |_| tokio_ring(hops)).await?;
+    report("ring", "hops/s", &ergo, &tokio);
+    Ok(())
+}
+
+async fn ergo_ring(rep: usize, hops: u64) -> BenchResult<Sample> {
+    let node = new_node("ring", rep).await?;
+    let done = Arc::new(Notify::new());
+    let mut ring = Vec::with_capacity(RING_SIZE as usize);
+    for _ in 0..RING_SIZE {
+        let member = RingNode {
+            next: None,
+            hops: 0,
+            lost: 0,
+            done: done.clone(),
+        };
+        ring.push(node.spawn(member).await.map_err(|e| e.to_string())?);
+    }
+    for (i, member) in ring.iter().enumerate() {
+        let next = ring[(i + 1) % ring.len()].clone();
+        member
+            .set_next(next)
+            .await
+            .map_err(|_| "ring member ended")?;
+    }
+
+    let start = Instant::now();
+    ring[0]
+        .try_cast(RingNodeMsg::Token { remaining: hops })
+        .map_err(|_| "ring member ended")?;
+    done.notified().await;
+    let elapsed = start.elapsed();
+
+    let mut total = 0;
+    for member in &ring {
+        let (got, lost) = member.tally().await.map_err(|e| e.to_string())?;
+        check(format_args!("tokens lost by {member:?}"), lost, 0)?;
+        check(
+            format_args!("tokens through {member:?}"),
+            got,
+            hops / RING_SIZE,
+        )?;
+        total += got;
+    }
+    check("hops", total, hops)?;
+    stop_all(&node, &ring).await?;
+    Ok(Sample {
+        elapsed,
+        ops: hops,
+        latency: None,
+        rss_per_op: None,
+    })
+}
+
+async fn tokio_ring(hops: u64) -> BenchResult<Sample> {
+    let done = Arc::new(Notify::new());
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..RING_SIZE)
+        .map(|_| mpsc::unbounded_channel::<u64>())
+        .unzip();
+    let first = txs[0].clone();
+    let mut members = Vec::with_capacity(RING_SIZE as usize);
+    for (i, mut rx) in rxs.into_iter().enumerate() {
+        let next = txs[(i + 1) % txs.len()].clone();
+        let done = done.clone();
+        members.push(tokio::spawn(async move {
+            // A token of 0 sweeps the ring once the run is over, ending every member.
+            let mut got = 0u64;
+            while let Some(remaining) = rx.recv().await {
+                if remaining == 0 {
+                    let _ = next.send(0);
+                    break;
+                }
+                got += 1;
+                if remaining == 1 {
+                    done.notify_one();
+                    let _ = next.send(0);
+                    break;
+                }
+                if next.send(remaining - 1).is_err() {
+                    done.notify_one();
+                    return Err("token lost".to_owned());
+                }
+            }
+            Ok(got)
+        }));
+    }
+    drop(txs);
+
+    let start = Instant::now();
+    first.send(hops).map_err(|_| "ring member ended")?;
+    done.notified().await;
+    let elapsed = start.elapsed();
+
+    let mut total = 0;
+    for member in members {
+        let got = join(member).await?;
+        check("tokens through a tokio ring member", got, hops / RING_SIZE)?;
+        total += got;
+    }
+    check("hops", total, hops)?;
+    Ok(Sample {
+        elapsed,
+        ops: hops,
+        latency: None,
+        rss_per_op: None,
+    })
+}

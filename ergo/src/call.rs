@@ -43,7 +43,7 @@
 //! ```
 
 use std::fmt;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -91,13 +91,23 @@ impl<R> fmt::Debug for ReplyTo<R> {
     }
 }
 
-/// A call about to be made: set a timeout with [`Call::timeout`], then `.await` it.
-#[must_use = "a call does nothing until it is awaited"]
-pub struct Call<'a, A: Actor, R> {
-    target: &'a ActorRef<A>,
-    msg: A::Msg,
-    rx: oneshot::Receiver<R>,
-    timeout: Option<Duration>,
+type SlowStep<'a> = Pin<Box<dyn Future<Output = Result<(), CallError>> + Send + 'a>>;
+
+pin_project! {
+    /// A call: set a timeout with [`Call::timeout`] if the default does not suit, then `.await`
+    /// it. Nothing is sent until it is first polled.
+    #[must_use = "a call does nothing until it is awaited"]
+    pub struct Call<'a, A: Actor, R> {
+        target: &'a ActorRef<A>,
+        msg: Option<A::Msg>,
+        rx: oneshot::Receiver<R>,
+        timeout: Option<Duration>,
+        #[pin]
+        sleep: Option<Sleep>,
+        // Rare paths (waiting for room in a full bounded mailbox, waiting for a crashed
+        // target's exit reason) run as a boxed future so the common path stays small.
+        slow: Option<SlowStep<'a>>,
+    }
 }
 
 impl<'a, A: Actor, R> Call<'a, A, R> {
@@ -108,9 +118,11 @@ impl<'a, A: Actor, R> Call<'a, A, R> {
         let (tx, rx) = oneshot::channel();
         Call {
             target,
-            msg: make(ReplyTo(Some(tx))),
+            msg: Some(make(ReplyTo(Some(tx)))),
             rx,
             timeout: None,
+            sleep: None,
+            slow: None,
         }
     }
 
@@ -121,44 +133,7 @@ impl<'a, A: Actor, R> Call<'a, A, R> {
     }
 }
 
-impl<'a, A: Actor, R: Send + 'a> IntoFuture for Call<'a, A, R> {
-    type Output = Result<R, CallError>;
-    type IntoFuture = CallFuture<'a, A, R>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        let timeout = self
-            .timeout
-            .unwrap_or_else(|| self.target.mailbox().core().node.call_timeout());
-        CallFuture {
-            target: self.target,
-            msg: Some(self.msg),
-            rx: self.rx,
-            timeout,
-            sleep: None,
-            slow: None,
-        }
-    }
-}
-
-type SlowStep<'a> = Pin<Box<dyn Future<Output = Result<(), CallError>> + Send + 'a>>;
-
-pin_project! {
-    /// The future of a [`Call`].
-    #[must_use = "futures do nothing unless polled"]
-    pub struct CallFuture<'a, A: Actor, R> {
-        target: &'a ActorRef<A>,
-        msg: Option<A::Msg>,
-        rx: oneshot::Receiver<R>,
-        timeout: Duration,
-        #[pin]
-        sleep: Option<Sleep>,
-        // Rare paths (waiting for room in a full bounded mailbox, waiting for a crashed
-        // target's exit reason) run as a boxed future so the common path stays small.
-        slow: Option<SlowStep<'a>>,
-    }
-}
-
-impl<A: Actor, R> Future for CallFuture<'_, A, R> {
+impl<A: Actor, R> Future for Call<'_, A, R> {
     type Output = Result<R, CallError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -181,9 +156,11 @@ impl<A: Actor, R> Future for CallFuture<'_, A, R> {
             }
         }
         if this.sleep.is_none() {
-            this.sleep.set(Some(tokio::time::sleep_until(
-                Instant::now() + *this.timeout,
-            )));
+            let timeout = this
+                .timeout
+                .unwrap_or_else(|| this.target.mailbox().core().node.call_timeout());
+            this.sleep
+                .set(Some(tokio::time::sleep_until(Instant::now() + timeout)));
         }
         if let Some(slow) = this.slow.as_mut() {
             match slow.as_mut().poll(cx) {

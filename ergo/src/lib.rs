@@ -64,7 +64,7 @@ mod process;
 
 pub use crate::actor::{Actor, InitResult};
 pub use crate::actor_ref::ActorRef;
-pub use crate::call::{Call, CallFuture, ReplyTo};
+pub use crate::call::{Call, ReplyTo};
 pub use crate::ctx::{Ctx, TimerRef};
 pub use crate::error::{CallError, Error, RegisterError, SendError, SpawnError, TrySendError};
 pub use crate::exit::{Down, ExitReason, MonitorRef};

@@ -12,8 +12,9 @@
 //! # Capacity
 //!
 //! The normal lane is unbounded by default. A bounded mailbox (`#[actor(mailbox = N)]` or
-//! [`crate::SpawnOptions::mailbox_capacity`]) hands out `N` permits: `try_cast` fails with
-//! [`crate::TrySendError::Full`] when none is left, `cast` and calls wait for one.
+//! [`crate::SpawnOptions::mailbox_capacity`]) holds at most `N` messages not yet taken by the
+//! process: `try_cast` fails with [`crate::TrySendError::Full`] when it is full, `cast` and calls
+//! wait for room.
 //!
 //! # Closing
 //!
@@ -23,14 +24,14 @@
 
 use std::any::Any;
 use std::collections::VecDeque;
-use std::sync::atomic::{fence, AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use crossbeam_queue::SegQueue;
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 use crate::exit::{Down, ExitReason, MonitorRef};
 use crate::{Actor, Pid};
@@ -232,7 +233,7 @@ impl Core {
 pub(crate) struct Mailbox<A: Actor> {
     core: Core,
     queue: SegQueue<A::Msg>,
-    bound: Option<Box<Semaphore>>,
+    bound: Option<Box<Bound>>,
 }
 
 impl<A: Actor> Process for Mailbox<A> {
@@ -265,7 +266,7 @@ impl<A: Actor> Mailbox<A> {
                 node,
             },
             queue: SegQueue::new(),
-            bound: capacity.map(|n| Box::new(Semaphore::new(n.max(1)))),
+            bound: capacity.map(|n| Box::new(Bound::new(n))),
         }
     }
 
@@ -292,15 +293,9 @@ impl<A: Actor> Mailbox<A> {
         if self.core.is_closed() {
             return Err(crate::TrySendError::Closed(msg));
         }
-        if let Some(sem) = &self.bound {
-            match sem.try_acquire() {
-                Ok(permit) => permit.forget(),
-                Err(tokio::sync::TryAcquireError::NoPermits) => {
-                    return Err(crate::TrySendError::Full(msg))
-                }
-                Err(tokio::sync::TryAcquireError::Closed) => {
-                    return Err(crate::TrySendError::Closed(msg))
-                }
+        if let Some(bound) = &self.bound {
+            if !bound.try_take() {
+                return Err(crate::TrySendError::Full(msg));
             }
         }
         self.push(msg);
@@ -313,39 +308,27 @@ impl<A: Actor> Mailbox<A> {
             Ok(()) => Ok(()),
             Err(crate::TrySendError::Closed(msg)) => Err(crate::SendError(msg)),
             Err(crate::TrySendError::Full(msg)) => {
-                let sem = self
-                    .bound
-                    .as_ref()
-                    .expect("only bounded mailboxes are full");
-                match sem.acquire().await {
-                    Ok(permit) => {
-                        permit.forget();
-                        if self.core.is_closed() {
-                            return Err(crate::SendError(msg));
-                        }
-                        self.push(msg);
-                        Ok(())
-                    }
-                    Err(_) => Err(crate::SendError(msg)),
+                let bound = self.bound.as_ref().expect("only bounded mailboxes are full");
+                if bound.take(&self.core).await {
+                    self.push(msg);
+                    Ok(())
+                } else {
+                    Err(crate::SendError(msg))
                 }
             }
         }
     }
 
-    /// Pops one normal message (receiver side).
+    /// Pops one normal message (receiver side), freeing its place in a bounded mailbox.
     #[inline]
     pub(crate) fn pop(&self) -> Option<A::Msg> {
-        self.queue.pop()
-    }
-
-    /// Gives back `n` permits after the receiver took `n` messages.
-    #[inline]
-    pub(crate) fn release(&self, n: usize) {
-        if n > 0 {
-            if let Some(sem) = &self.bound {
-                sem.add_permits(n);
+        let msg = self.queue.pop();
+        if msg.is_some() {
+            if let Some(bound) = &self.bound {
+                bound.give_back();
             }
         }
+        msg
     }
 
     /// Number of normal messages waiting.
@@ -373,11 +356,75 @@ impl<A: Actor> Mailbox<A> {
         Poll::Pending
     }
 
-    /// Drops every queued normal message and refuses further waiting senders.
+    /// Drops every queued normal message and wakes senders waiting for room (they then see
+    /// the mailbox closed).
     pub(crate) fn drain_dropped(&self) {
-        if let Some(sem) = &self.bound {
-            sem.close();
-        }
         while self.queue.pop().is_some() {}
+        if let Some(bound) = &self.bound {
+            bound.room.notify_waiters();
+        }
+    }
+}
+
+/// The places of a bounded mailbox: a count of queued messages and a wake-up for senders that
+/// wait for room.
+struct Bound {
+    capacity: usize,
+    queued: AtomicUsize,
+    waiting: AtomicUsize,
+    room: Notify,
+}
+
+impl Bound {
+    fn new(capacity: usize) -> Bound {
+        Bound {
+            capacity: capacity.max(1),
+            queued: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            room: Notify::new(),
+        }
+    }
+
+    /// Takes a place if one is free.
+    #[inline]
+    fn try_take(&self) -> bool {
+        if self.queued.fetch_add(1, Ordering::SeqCst) < self.capacity {
+            true
+        } else {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            false
+        }
+    }
+
+    /// Waits for a place; `false` if the process ends first.
+    async fn take(&self, core: &Core) -> bool {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let taken = loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if core.is_closed() {
+                break false;
+            }
+            if self.try_take() {
+                break true;
+            }
+            notified.await;
+        };
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        if taken && self.waiting.load(Ordering::SeqCst) > 0 && self.queued.load(Ordering::SeqCst) < self.capacity {
+            // Pass on a wake-up we may have absorbed while another place was free.
+            self.room.notify_one();
+        }
+        taken
+    }
+
+    /// Frees a place (the receiver took a message).
+    #[inline]
+    fn give_back(&self) {
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.room.notify_one();
+        }
     }
 }

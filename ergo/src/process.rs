@@ -97,7 +97,6 @@ async fn serve<A: Actor>(actor: &mut A, ctx: &mut Ctx<A>) -> (ExitReason, bool) 
                 break;
             }
         }
-        mailbox.release(handled);
         if let Some(reason) = ctx.stop.take() {
             return (reason, true);
         }

@@ -1,0 +1,251 @@
+//! Lifecycle: init (and its failure), terminate, ctx.stop, panics, kills, node shutdown.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{eventually, node, within};
+use ergo::prelude::*;
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+struct Life {
+    log: Log,
+    fail_init: Option<&'static str>,
+    panic_init: bool,
+}
+
+impl Life {
+    fn new(log: &Log) -> Self {
+        Life {
+            log: log.clone(),
+            fail_init: None,
+            panic_init: false,
+        }
+    }
+}
+
+#[actor]
+impl Life {
+    #[init]
+    async fn init(&mut self, ctx: &mut Ctx<Self>) -> Result<(), String> {
+        if self.panic_init {
+            panic!("init exploded");
+        }
+        if let Some(why) = self.fail_init {
+            return Err(why.to_owned());
+        }
+        self.log.lock().unwrap().push(format!("init {}", ctx.pid().id()));
+        Ok(())
+    }
+
+    #[handle]
+    fn note(&mut self, text: String) {
+        self.log.lock().unwrap().push(text);
+    }
+
+    #[handle]
+    fn quit(&mut self, ctx: &mut Ctx<Self>) {
+        ctx.stop();
+    }
+
+    #[handle]
+    fn quit_with(&mut self, reason: ExitReason, ctx: &mut Ctx<Self>) {
+        ctx.stop_with(reason);
+    }
+
+    #[handle]
+    fn explode(&mut self) {
+        panic!("handler exploded");
+    }
+
+    #[handle]
+    async fn hang(&mut self) {
+        std::future::pending::<()>().await;
+    }
+
+    #[handle]
+    fn ping(&self) -> String {
+        "pong".to_owned()
+    }
+
+    #[terminate]
+    fn terminate(&mut self, reason: &ExitReason) {
+        self.log.lock().unwrap().push(format!("terminate {reason}"));
+    }
+}
+
+fn log() -> Log {
+    Arc::new(Mutex::new(Vec::new()))
+}
+
+fn entries(log: &Log) -> Vec<String> {
+    log.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn init_runs_before_the_first_message() {
+    let node = node("life-init").await;
+    let l = log();
+    let a = node.spawn(Life::new(&l)).await.unwrap();
+    a.note("first".into()).await.unwrap();
+    assert_eq!(a.ping().await, Ok("pong".to_owned()));
+    let got = entries(&l);
+    assert_eq!(got, vec![format!("init {}", a.pid().id()), "first".to_owned()]);
+}
+
+#[tokio::test]
+async fn init_error_fails_spawn_and_ends_the_process() {
+    let node = node("life-init-error").await;
+    let l = log();
+    let before = node.process_count();
+    let err = node
+        .spawn(Life {
+            fail_init: Some("no database"),
+            ..Life::new(&l)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err, SpawnError::Init(ExitReason::Error("no database".into())));
+    assert_eq!(node.process_count(), before);
+    assert!(entries(&l).is_empty(), "terminate must not run after a failed init");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_panic_fails_spawn_with_the_panic_message() {
+    let node = node("life-init-panic").await;
+    let l = log();
+    let err = node
+        .spawn(Life {
+            panic_init: true,
+            ..Life::new(&l)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err, SpawnError::Init(ExitReason::Panic("init exploded".into())));
+}
+
+#[tokio::test]
+async fn ctx_stop_ends_normally_and_runs_terminate() {
+    let node = node("life-stop").await;
+    let l = log();
+    let a = node.spawn(Life::new(&l)).await.unwrap();
+    a.quit().await.unwrap();
+    assert_eq!(within("exit", a.wait()).await, ExitReason::Normal);
+    assert_eq!(entries(&l).last().unwrap(), "terminate normal");
+    assert!(!a.is_alive());
+}
+
+#[tokio::test]
+async fn stop_with_reason_is_the_exit_reason() {
+    let node = node("life-stop-with").await;
+    let l = log();
+    let a = node.spawn(Life::new(&l)).await.unwrap();
+    a.quit_with(ExitReason::Error("disk full".into())).await.unwrap();
+    assert_eq!(
+        within("exit", a.wait()).await,
+        ExitReason::Error("disk full".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panic_ends_only_its_own_process() {
+    let node = node("life-panic").await;
+    let l = log();
+    let victim = node.spawn(Life::new(&l)).await.unwrap();
+    let bystander = node.spawn(Life::new(&log())).await.unwrap();
+    victim.explode().await.unwrap();
+    assert_eq!(
+        within("exit", victim.wait()).await,
+        ExitReason::Panic("handler exploded".into())
+    );
+    assert_eq!(entries(&l).last().unwrap(), "terminate panic: handler exploded");
+    assert_eq!(bystander.ping().await, Ok("pong".to_owned()));
+    let fresh = node.spawn(Life::new(&log())).await.unwrap();
+    assert_eq!(fresh.ping().await, Ok("pong".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_ends_a_process_stuck_in_a_handler_without_terminate() {
+    let node = node("life-kill").await;
+    let l = log();
+    let a = node.spawn(Life::new(&l)).await.unwrap();
+    a.hang().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(a.kill());
+    assert_eq!(within("exit", a.wait()).await, ExitReason::Killed);
+    assert!(
+        !entries(&l).iter().any(|e| e.starts_with("terminate")),
+        "terminate must not run on kill"
+    );
+    assert!(!node.is_alive(a.pid()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_waits_for_the_current_handler_then_runs_terminate() {
+    let node = node("life-graceful").await;
+    let l = log();
+    let a = node.spawn(Life::new(&l)).await.unwrap();
+    a.note("one".into()).await.unwrap();
+    assert!(a.stop(ExitReason::Shutdown));
+    assert_eq!(within("exit", a.wait()).await, ExitReason::Shutdown);
+    assert_eq!(entries(&l).last().unwrap(), "terminate shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_every_process_and_refuses_new_ones() {
+    let node = node("life-shutdown").await;
+    let l = log();
+    let mut refs = Vec::new();
+    for _ in 0..10 {
+        refs.push(node.spawn(Life::new(&l)).await.unwrap());
+    }
+    let stuck = node.spawn(Life::new(&l)).await.unwrap();
+    stuck.hang().await.unwrap();
+    eventually("hang started", || async { (stuck.mailbox_len() == 0).then_some(()) }).await;
+    within("shutdown", node.shutdown(Duration::from_millis(200))).await;
+    assert_eq!(node.process_count(), 0);
+    for r in &refs {
+        assert_eq!(r.wait().await, ExitReason::Shutdown);
+    }
+    assert_eq!(stuck.wait().await, ExitReason::Killed);
+    let terminated = entries(&l)
+        .iter()
+        .filter(|e| *e == "terminate shutdown")
+        .count();
+    assert_eq!(terminated, 10);
+    assert_eq!(
+        node.spawn(Life::new(&l)).await.unwrap_err(),
+        SpawnError::NodeDown
+    );
+}
+
+#[tokio::test]
+async fn pids_are_unique_printable_and_ordered() {
+    let node = node("life-pids").await;
+    let a = node.spawn(Life::new(&log())).await.unwrap();
+    let b = node.spawn(Life::new(&log())).await.unwrap();
+    assert_ne!(a.pid(), b.pid());
+    assert!(a.pid() < b.pid());
+    let shown = a.pid().to_string();
+    assert!(shown.starts_with("<life-pids@localhost."), "{shown}");
+    assert_eq!(a.pid().node_name().as_ref(), "life-pids@localhost");
+    assert_eq!(a.pid().creation(), node.creation());
+    let copy = a.pid();
+    assert_eq!(copy, a.pid());
+    eventually("process listed", || async {
+        node.processes().contains(&copy).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_node_names_are_rejected() {
+    for bad in ["", "a b@host", "name@", "@host", "x@h@y"] {
+        let err = ergo::Node::builder(bad).start().await;
+        assert!(err.is_err(), "`{bad}` should be rejected");
+    }
+    let ok = ergo::Node::builder("plain").start().await.unwrap();
+    assert_eq!(ok.name(), "plain@localhost");
+}
