@@ -36,7 +36,10 @@ impl Life {
         if let Some(why) = self.fail_init {
             return Err(why.to_owned());
         }
-        self.log.lock().unwrap().push(format!("init {}", ctx.pid().id()));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("init {}", ctx.pid().id()));
         Ok(())
     }
 
@@ -92,7 +95,10 @@ async fn init_runs_before_the_first_message() {
     a.note("first".into()).await.unwrap();
     assert_eq!(a.ping().await, Ok("pong".to_owned()));
     let got = entries(&l);
-    assert_eq!(got, vec![format!("init {}", a.pid().id()), "first".to_owned()]);
+    assert_eq!(
+        got,
+        vec![format!("init {}", a.pid().id()), "first".to_owned()]
+    );
 }
 
 #[tokio::test]
@@ -107,9 +113,15 @@ async fn init_error_fails_spawn_and_ends_the_process() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err, SpawnError::Init(ExitReason::Error("no database".into())));
+    assert_eq!(
+        err,
+        SpawnError::Init(ExitReason::Error("no database".into()))
+    );
     assert_eq!(node.process_count(), before);
-    assert!(entries(&l).is_empty(), "terminate must not run after a failed init");
+    assert!(
+        entries(&l).is_empty(),
+        "terminate must not run after a failed init"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +135,10 @@ async fn init_panic_fails_spawn_with_the_panic_message() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err, SpawnError::Init(ExitReason::Panic("init exploded".into())));
+    assert_eq!(
+        err,
+        SpawnError::Init(ExitReason::Panic("init exploded".into()))
+    );
 }
 
 #[tokio::test]
@@ -142,7 +157,9 @@ async fn stop_with_reason_is_the_exit_reason() {
     let node = node("life-stop-with").await;
     let l = log();
     let a = node.spawn(Life::new(&l)).await.unwrap();
-    a.quit_with(ExitReason::Error("disk full".into())).await.unwrap();
+    a.quit_with(ExitReason::Error("disk full".into()))
+        .await
+        .unwrap();
     assert_eq!(
         within("exit", a.wait()).await,
         ExitReason::Error("disk full".into())
@@ -160,7 +177,10 @@ async fn panic_ends_only_its_own_process() {
         within("exit", victim.wait()).await,
         ExitReason::Panic("handler exploded".into())
     );
-    assert_eq!(entries(&l).last().unwrap(), "terminate panic: handler exploded");
+    assert_eq!(
+        entries(&l).last().unwrap(),
+        "terminate panic: handler exploded"
+    );
     assert_eq!(bystander.ping().await, Ok("pong".to_owned()));
     let fresh = node.spawn(Life::new(&log())).await.unwrap();
     assert_eq!(fresh.ping().await, Ok("pong".to_owned()));
@@ -203,7 +223,10 @@ async fn shutdown_stops_every_process_and_refuses_new_ones() {
     }
     let stuck = node.spawn(Life::new(&l)).await.unwrap();
     stuck.hang().await.unwrap();
-    eventually("hang started", || async { (stuck.mailbox_len() == 0).then_some(()) }).await;
+    eventually("hang started", || async {
+        (stuck.mailbox_len() == 0).then_some(())
+    })
+    .await;
     within("shutdown", node.shutdown(Duration::from_millis(200))).await;
     assert_eq!(node.process_count(), 0);
     for r in &refs {

@@ -105,7 +105,11 @@ async fn messages_keep_per_sender_order() {
     assert_eq!(seen.len(), 20_000);
     for s in 0..4u32 {
         let mine: Vec<u32> = seen.iter().filter(|m| m.0 == s).map(|m| m.1).collect();
-        assert_eq!(mine, (0..5_000).collect::<Vec<_>>(), "sender {s} out of order");
+        assert_eq!(
+            mine,
+            (0..5_000).collect::<Vec<_>>(),
+            "sender {s} out of order"
+        );
     }
 }
 
@@ -123,8 +127,10 @@ async fn bounded_try_cast_fails_full_and_hands_message_back() {
         (rec.mailbox_len() == 0).then_some(())
     })
     .await;
-    rec.try_cast(RecorderMsg::Record { sender: 0, seq: 0 }).unwrap();
-    rec.try_cast(RecorderMsg::Record { sender: 0, seq: 1 }).unwrap();
+    rec.try_cast(RecorderMsg::Record { sender: 0, seq: 0 })
+        .unwrap();
+    rec.try_cast(RecorderMsg::Record { sender: 0, seq: 1 })
+        .unwrap();
     match rec.try_cast(RecorderMsg::Record { sender: 0, seq: 2 }) {
         Err(TrySendError::Full(RecorderMsg::Record { sender: 0, seq: 2 })) => {}
         other => panic!("expected Full with the message back, got {other:?}"),
@@ -153,7 +159,10 @@ async fn bounded_cast_waits_for_room() {
         tokio::spawn(async move { rec.record(0, 1).await })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(!waiting.is_finished(), "cast should wait while the mailbox is full");
+    assert!(
+        !waiting.is_finished(),
+        "cast should wait while the mailbox is full"
+    );
     open.send(()).unwrap();
     within("waiting cast", waiting).await.unwrap().unwrap();
     assert_eq!(rec.seen().await.unwrap(), vec![(0, 0), (0, 1)]);

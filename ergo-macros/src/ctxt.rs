@@ -21,11 +21,6 @@ impl Ctxt {
         self.errors.push(err);
     }
 
-    /// Whether nothing went wrong so far.
-    pub(crate) fn is_ok(&self) -> bool {
-        self.errors.is_empty()
-    }
-
     /// All errors as `compile_error!` invocations.
     pub(crate) fn into_compile_errors(self) -> proc_macro2::TokenStream {
         self.errors

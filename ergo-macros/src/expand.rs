@@ -4,12 +4,12 @@
 //! override, and `::core::…`).
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::{quote, quote_spanned, ToTokens};
 use syn::ItemImpl;
 
 use crate::check;
 use crate::ctxt::Ctxt;
-use crate::model::{Actor, Handler, Hook, Param};
+use crate::model::{Actor, Arg, Handler, Hook, Param};
 use crate::parse;
 
 pub(crate) fn actor(args: TokenStream, input: TokenStream) -> TokenStream {
@@ -18,28 +18,48 @@ pub(crate) fn actor(args: TokenStream, input: TokenStream) -> TokenStream {
     let mut item: ItemImpl = match syn::parse2(input.clone()) {
         Ok(item) => item,
         Err(_) => {
-            let err = syn::Error::new_spanned(
-                &input,
-                "`#[actor]` goes on an `impl` block: `#[actor] impl MyActor { ... }`",
-            );
+            let err = not_an_impl(&input);
             let mut out = input;
             out.extend(err.to_compile_error());
             return out;
         }
     };
-    let model = check::actor(&mut cx, args, &mut item);
-    match model {
-        Some(model) if cx.is_ok() => {
-            let generated = generate(&model);
-            quote! { #item #generated }
+    // The model keeps every valid part even when some are wrong, so the actor is still
+    // generated from them and only the real mistakes are reported, next to the user's
+    // (stripped) impl.
+    let generated = check::actor(&mut cx, args, &mut item).map(|model| generate(&model));
+    let errors = cx.into_compile_errors();
+    quote! { #item #generated #errors }
+}
+
+/// `#[actor]` on something other than an `impl` block: the error names that item's keyword.
+fn not_an_impl(input: &TokenStream) -> syn::Error {
+    let (what, tokens, name) = match syn::parse2::<syn::Item>(input.clone()) {
+        Ok(syn::Item::Struct(s)) => {
+            let (kw, ident) = (s.struct_token, s.ident);
+            ("a struct", quote!(#kw #ident), Some(ident))
         }
-        _ => {
-            // Still emit the user's (stripped) impl so their other code type-checks and only
-            // the real mistakes are reported.
-            let errors = cx.into_compile_errors();
-            quote! { #item #errors }
+        Ok(syn::Item::Enum(e)) => {
+            let (kw, ident) = (e.enum_token, e.ident);
+            ("an enum", quote!(#kw #ident), Some(ident))
         }
-    }
+        Ok(syn::Item::Trait(t)) => {
+            let (kw, ident) = (t.trait_token, t.ident);
+            ("a trait", quote!(#kw #ident), None)
+        }
+        Ok(syn::Item::Fn(f)) => {
+            let (kw, ident) = (f.sig.fn_token, f.sig.ident);
+            ("a function", quote!(#kw #ident), None)
+        }
+        _ => ("this item", input.clone(), None),
+    };
+    let name = name.map_or_else(|| "MyActor".to_owned(), |n| n.to_string());
+    syn::Error::new_spanned(
+        tokens,
+        format!(
+            "`#[actor]` goes on an `impl` block, not on {what}; write `#[actor] impl {name} {{ ... }}`"
+        ),
+    )
 }
 
 fn generate(a: &Actor) -> TokenStream {
@@ -62,17 +82,25 @@ fn generate(a: &Actor) -> TokenStream {
     let variants = a.handlers.iter().map(|h| variant(a, h, &p));
     // serde wants its crate path as a string; build it from ours.
     let serde_derive = a.remote.then(|| {
-        let path = format!(
-            "{}::__private::serde",
-            quote!(#krate).to_string().replace(' ', "")
-        );
+        let serde = format!("{}::__private::serde", path_str(krate));
+        // Each argument type is bound with `for<'__ergo>` so the bound is not a trivially
+        // false one that rustc checks eagerly: when an argument is not serializable the impls
+        // simply do not apply, and the only error is `assert_remote_arg`'s, on the argument.
+        let mut ser = Vec::new();
+        let mut de = Vec::new();
+        for arg in carried_args(a) {
+            let ty = arg.ty.to_token_stream().to_string();
+            ser.push(format!("for<'__ergo> {ty}: {serde}::Serialize"));
+            de.push(format!("for<'__ergo> {ty}: {serde}::Deserialize<'de>"));
+        }
+        let (ser, de) = (ser.join(", "), de.join(", "));
         quote! {
             #[derive(#p::serde::Serialize, #p::serde::Deserialize)]
-            #[serde(crate = #path)]
+            #[serde(crate = #serde, bound(serialize = #ser, deserialize = #de))]
         }
     });
     let remote_checks = a.remote.then(|| {
-        let checks = a.handlers.iter().flat_map(|h| h.args.iter()).map(|arg| {
+        let checks = carried_args(a).map(|arg| {
             let ty = &arg.ty;
             quote_spanned! {ty_span(ty)=>
                 const _: () = #p::assert_remote_arg::<#ty>();
@@ -95,27 +123,32 @@ fn generate(a: &Actor) -> TokenStream {
     });
     let init = a.init.as_ref().map(|h| {
         let call = hook_call(self_ty, h, &[]);
+        // The converted value is spanned on the declared return type, so a wrong one is
+        // reported there. (Only the value: a path spanned on user code would be linted as
+        // user code.)
+        let out = syn::Ident::new("__out", h.output.as_ref().map_or(h.span, ty_span));
         quote! {
             const HAS_INIT: bool = true;
             async fn init(&mut self, __ctx: &mut #p::Ctx<Self>) -> ::core::result::Result<(), #p::ExitReason> {
-                #p::InitResult::into_init_result(#call)
+                let #out = #call;
+                #p::InitResult::into_init_result(#out)
             }
         }
     });
     let terminate = a.terminate.as_ref().map(|h| {
-        let call = hook_call(self_ty, h, &[quote!(__reason)]);
+        let call = hook_call(self_ty, h, &["__reason"]);
         quote! {
             async fn terminate(&mut self, __reason: &#p::ExitReason, __ctx: &mut #p::Ctx<Self>) { #call; }
         }
     });
     let on_exit = a.on_exit.as_ref().map(|h| {
-        let call = hook_call(self_ty, h, &[quote!(__from), quote!(__reason)]);
+        let call = hook_call(self_ty, h, &["__from", "__reason"]);
         quote! {
             async fn on_exit(&mut self, __from: #p::Pid, __reason: #p::ExitReason, __ctx: &mut #p::Ctx<Self>) { #call; }
         }
     });
     let on_down = a.on_down.as_ref().map(|h| {
-        let call = hook_call(self_ty, h, &[quote!(__down)]);
+        let call = hook_call(self_ty, h, &["__down"]);
         quote! {
             async fn on_down(&mut self, __down: #p::Down, __ctx: &mut #p::Ctx<Self>) { #call; }
         }
@@ -173,8 +206,21 @@ fn generate(a: &Actor) -> TokenStream {
     }
 }
 
+/// The arguments the messages carry (a stub's variant carries none).
+fn carried_args(a: &Actor) -> impl Iterator<Item = &Arg> {
+    a.handlers
+        .iter()
+        .filter(|h| !h.stub)
+        .flat_map(|h| h.args.iter())
+}
+
 fn ty_span(ty: &syn::Type) -> proc_macro2::Span {
     syn::spanned::Spanned::span(ty)
+}
+
+/// A path as a string, without the spaces `to_string` puts around every token.
+fn path_str(path: &syn::Path) -> String {
+    path.to_token_stream().to_string().replace(' ', "")
 }
 
 fn variant(a: &Actor, h: &Handler, p: &TokenStream) -> TokenStream {
@@ -185,12 +231,12 @@ fn variant(a: &Actor, h: &Handler, p: &TokenStream) -> TokenStream {
     } else {
         h.docs.iter().map(|d| quote!(#[doc = #d])).collect()
     };
-    let fields = h.args.iter().map(|arg| {
+    let fields = h.args.iter().filter(|_| !h.stub).map(|arg| {
         let (n, ty) = (&arg.name, &arg.ty);
         let doc = format!(" Argument `{n}` of `{}`.", h.method);
         quote!(#[doc = #doc] #n: #ty,)
     });
-    let reply = h.reply.as_ref().map(|r| {
+    let reply = h.reply.as_ref().filter(|_| !h.stub).map(|r| {
         let skip = a.remote.then(|| quote!(#[serde(skip)]));
         quote! {
             #[doc = " Where the reply goes."]
@@ -220,6 +266,12 @@ fn call_args(h: &Handler) -> Vec<TokenStream> {
 fn dispatch_arm(a: &Actor, h: &Handler) -> TokenStream {
     let msg = &a.msg;
     let v = &h.variant;
+    if h.stub {
+        // The method has an error, already reported; this arm never runs.
+        return quote! {
+            #msg::#v { .. } => ::core::unreachable!(),
+        };
+    }
     let method = &h.method;
     let self_ty = &a.self_ty;
     let names = h.args.iter().map(|arg| &arg.name);
@@ -239,11 +291,16 @@ fn dispatch_arm(a: &Actor, h: &Handler) -> TokenStream {
     }
 }
 
-fn hook_call(self_ty: &syn::Type, h: &Hook, provided: &[TokenStream]) -> TokenStream {
+/// Calls a hook. Each runtime-provided value is spanned on the user's parameter type, so a
+/// wrong type is reported on it.
+fn hook_call(self_ty: &syn::Type, h: &Hook, provided: &[&str]) -> TokenStream {
     let method = &h.method;
     let args = h.params.iter().map(|param| match param {
         Param::Ctx => quote!(__ctx),
-        Param::Arg(i) => provided[*i].clone(),
+        Param::Arg(i) => {
+            let value = syn::Ident::new(provided[*i], ty_span(&h.args[*i].ty));
+            quote!(#value)
+        }
     });
     let dot_await = h.is_async.then(|| quote!(.await));
     quote_spanned! {h.span=> <#self_ty>::#method(self, #(#args),*) #dot_await }
@@ -283,11 +340,19 @@ fn api_method(a: &Actor, h: &Handler, p: &TokenStream, with_body: bool) -> Token
                     Output = ::core::result::Result<(), #p::SendError<#msg>>,
                 > + ::core::marker::Send + '_
             },
-            quote!(self.cast(#msg::#v { #(#names),* })),
+            if h.stub {
+                quote!({ let _ = (#(#names,)*); self.cast(#msg::#v {}) })
+            } else {
+                quote!(self.cast(#msg::#v { #(#names),* }))
+            },
         ),
         Some(r) => (
             quote!(#p::Call<'_, #self_ty, #r>),
-            quote!(#p::Call::new(self, |__reply| #msg::#v { #(#names,)* __reply })),
+            if h.stub {
+                quote!({ let _ = (#(#names,)*); #p::Call::new(self, |_| #msg::#v {}) })
+            } else {
+                quote!(#p::Call::new(self, |__reply| #msg::#v { #(#names,)* __reply }))
+            },
         ),
     };
     if with_body {

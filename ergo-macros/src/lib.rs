@@ -3,13 +3,14 @@
 //! - `#[actor]` on an inherent `impl` block turns the type into an actor: every `#[handle]`
 //!   method becomes a message variant, and `ActorRef<T>` gains one method per handler (through the
 //!   generated `TApi` trait).
-//! - `#[handle]` only means something inside `#[actor]`; used elsewhere it is an error that says
-//!   so.
+//! - `#[handle]` and the hooks (`#[init]`, `#[terminate]`, `#[on_exit]`, `#[on_down]`) only mean
+//!   something inside `#[actor]`; used elsewhere each is an error that says so.
 //!
 //! The crate is split as parse (syn input → raw attributes), model (validated description with
 //! the user's spans), check (one function per rule), expand (quote), with every error collected
 //! in a [`ctxt::Ctxt`] so one build shows every mistake. On error the user's own items are still
-//! emitted, so no cascade of follow-on errors appears.
+//! emitted, and so is the actor built from the parts that are right, so no cascade of follow-on
+//! errors appears (in the impl block, or where the actor is spawned and called).
 
 mod check;
 mod ctxt;
@@ -30,10 +31,43 @@ pub fn actor(args: TokenStream, input: TokenStream) -> TokenStream {
 /// Marks a message handler inside an `#[actor]` impl block.
 #[proc_macro_attribute]
 pub fn handle(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_actor("handle", "methods", input)
+}
+
+/// Marks the hook that runs first in a new process, inside an `#[actor]` impl block.
+#[proc_macro_attribute]
+pub fn init(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_actor("init", "hooks", input)
+}
+
+/// Marks the hook that runs when the process stops, inside an `#[actor]` impl block.
+#[proc_macro_attribute]
+pub fn terminate(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_actor("terminate", "hooks", input)
+}
+
+/// Marks the hook that receives trapped exit signals, inside an `#[actor]` impl block.
+#[proc_macro_attribute]
+pub fn on_exit(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_actor("on_exit", "hooks", input)
+}
+
+/// Marks the hook that receives down notices of monitored processes, inside an `#[actor]` impl
+/// block.
+#[proc_macro_attribute]
+pub fn on_down(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_actor("on_down", "hooks", input)
+}
+
+/// `#[actor]` strips its inner attributes before they expand, so reaching one of these means it
+/// is used outside an `#[actor]` impl block: the item is kept and the mistake reported.
+fn outside_actor(name: &str, what: &str, input: TokenStream) -> TokenStream {
     let mut out = proc_macro2::TokenStream::from(input);
     let err = syn::Error::new(
         proc_macro2::Span::call_site(),
-        "`#[handle]` only works on methods inside an `#[actor]` impl block; add `#[actor]` to the enclosing `impl`",
+        format!(
+            "`#[{name}]` only works on {what} inside an `#[actor]` impl block; add `#[actor]` to the enclosing `impl`"
+        ),
     );
     out.extend(err.to_compile_error());
     out.into()

@@ -22,6 +22,10 @@ pub(crate) struct Actor {
 /// One `#[handle]` method.
 pub(crate) struct Handler {
     pub(crate) method: Ident,
+    /// `true` when the method has an error, already reported. A stub still gets its variant
+    /// (without fields) and its `ActorRef` method (the user's signature, with `Self` spelled
+    /// out), so the user's calls to it add no follow-on errors; nothing of it ever runs.
+    pub(crate) stub: bool,
     pub(crate) variant: Ident,
     pub(crate) docs: Vec<LitStr>,
     pub(crate) is_async: bool,
@@ -33,7 +37,7 @@ pub(crate) struct Handler {
     pub(crate) reply: Option<Type>,
 }
 
-/// A message-carried argument.
+/// A message-carried argument (of a stub: the parameter as written, `Self` spelled out).
 pub(crate) struct Arg {
     pub(crate) name: Ident,
     pub(crate) ty: Type,
@@ -52,7 +56,12 @@ pub(crate) enum Param {
 pub(crate) struct Hook {
     pub(crate) method: Ident,
     pub(crate) is_async: bool,
+    /// The runtime-provided values the hook takes, with the user's types (their spans carry
+    /// type mismatches to the user's signature).
+    pub(crate) args: Vec<Arg>,
     pub(crate) params: Vec<Param>,
+    /// The declared return type (only `#[init]` may have one).
+    pub(crate) output: Option<Type>,
     pub(crate) span: Span,
 }
 

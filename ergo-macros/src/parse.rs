@@ -1,8 +1,9 @@
 //! Parsing: the `#[actor(...)]` options and the attributes inside the impl block.
 
+use quote::ToTokens;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::{Ident, LitInt, LitStr, Token};
+use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr, Token};
 
 use crate::ctxt::Ctxt;
 
@@ -59,32 +60,35 @@ pub(crate) fn actor_args(cx: &mut Ctxt, args: proc_macro2::TokenStream) -> Actor
     for opt in options {
         let key = opt.key.to_string();
         if seen.contains(&key) {
-            cx.error_spanned_by(&opt.key, format!("duplicate `#[actor]` option `{key}`"));
+            cx.error_spanned_by(
+                &opt.key,
+                format!("the `#[actor]` option `{key}` is given twice; keep one"),
+            );
             continue;
         }
         seen.push(key.clone());
         match (key.as_str(), opt.value) {
             ("remote", None) => out.remote = true,
-            ("remote", Some(v)) => {
-                cx.error_spanned_by(v, "`remote` takes no value; write `#[actor(remote)]`")
+            ("remote", Some(v)) => cx.error_spanned_by(
+                v,
+                "`remote` takes no value; write `#[actor(remote)]` for a remote actor, or leave it out",
+            ),
+            ("mailbox", Some(Expr::Lit(ExprLit { lit: Lit::Int(n), .. }))) => {
+                match n.base10_parse::<usize>() {
+                    Ok(0) => cx.error_spanned_by(
+                        &n,
+                        "`mailbox` must be at least 1; leave it out for an unbounded mailbox",
+                    ),
+                    Ok(_) => out.mailbox = Some(n),
+                    Err(e) => cx.error_spanned_by(&n, e),
+                }
             }
-            (
-                "mailbox",
-                Some(syn::Expr::Lit(syn::ExprLit {
-                    lit: syn::Lit::Int(n),
-                    ..
-                })),
-            ) => match n.base10_parse::<usize>() {
-                Ok(0) => cx.error_spanned_by(&n, "`mailbox` must be at least 1"),
-                Ok(_) => out.mailbox = Some(n),
-                Err(e) => cx.error_spanned_by(&n, e),
-            },
             ("mailbox", v) => cx.error_spanned_by(
-                v.map(quote::ToTokens::into_token_stream)
+                v.map(ToTokens::into_token_stream)
                     .unwrap_or_else(|| opt.key.clone().into_token_stream()),
                 "`mailbox` takes a capacity: `mailbox = 64`",
             ),
-            ("msg" | "api", Some(syn::Expr::Path(p))) if p.path.get_ident().is_some() => {
+            ("msg" | "api", Some(Expr::Path(p))) if p.path.get_ident().is_some() => {
                 let ident = p.path.get_ident().cloned();
                 if key == "msg" {
                     out.msg = ident;
@@ -92,26 +96,42 @@ pub(crate) fn actor_args(cx: &mut Ctxt, args: proc_macro2::TokenStream) -> Actor
                     out.api = ident;
                 }
             }
-            ("msg" | "api", _) => cx.error_spanned_by(
-                &opt.key,
+            ("msg" | "api", Some(Expr::Lit(ExprLit { lit: Lit::Str(s), .. })))
+                if s.parse::<Ident>().is_ok() =>
+            {
+                cx.error_spanned_by(
+                    &s,
+                    format!(
+                        "`{key}` takes a type name without quotes: `{key} = {}`",
+                        s.value()
+                    ),
+                )
+            }
+            ("msg" | "api", v) => cx.error_spanned_by(
+                v.map(ToTokens::into_token_stream)
+                    .unwrap_or_else(|| opt.key.clone().into_token_stream()),
                 format!("`{key}` takes a type name: `{key} = Name`"),
             ),
-            (
-                "crate",
-                Some(syn::Expr::Lit(syn::ExprLit {
-                    lit: syn::Lit::Str(s),
-                    ..
-                })),
-            ) => match s.parse::<syn::Path>() {
-                Ok(p) => out.krate = Some(p),
-                Err(_) => cx.error_spanned_by(
-                    &s,
-                    "`crate` takes a path: `crate = \"::my_reexport::ergo\"`",
-                ),
-            },
-            ("crate", _) => cx.error_spanned_by(
-                &opt.key,
-                "`crate` takes a path in a string: `crate = \"::my_reexport::ergo\"`",
+            ("crate", Some(Expr::Lit(ExprLit { lit: Lit::Str(s), .. }))) => {
+                match s.parse::<syn::Path>() {
+                    Ok(p) => out.krate = Some(p),
+                    Err(_) => cx.error_spanned_by(
+                        &s,
+                        "`crate` takes a path in quotes: `crate = \"::my_reexport::ergo\"`",
+                    ),
+                }
+            }
+            ("crate", Some(Expr::Path(p))) => {
+                let path = p.path.to_token_stream().to_string().replace(' ', "");
+                cx.error_spanned_by(
+                    &p,
+                    format!("`crate` takes its path in quotes: `crate = \"{path}\"`"),
+                )
+            }
+            ("crate", v) => cx.error_spanned_by(
+                v.map(ToTokens::into_token_stream)
+                    .unwrap_or_else(|| opt.key.clone().into_token_stream()),
+                "`crate` takes a path in quotes: `crate = \"::my_reexport::ergo\"`",
             ),
             _ => cx.error_spanned_by(
                 &opt.key,
@@ -186,5 +206,3 @@ pub(crate) fn docs(attrs: &[syn::Attribute]) -> Vec<LitStr> {
         })
         .collect()
 }
-
-use quote::ToTokens;

@@ -100,6 +100,10 @@ pub trait Actor: Sized + Send + 'static {
 }
 
 /// What an `#[init]` hook may return: `()` or `Result<(), E>` with a displayable `E`.
+#[diagnostic::on_unimplemented(
+    message = "`#[init]` hooks return `()` or `Result<(), E>` with `E: Display`; found `{Self}`",
+    label = "change the return type to `()` or `Result<(), E>`"
+)]
 pub trait InitResult {
     /// Converts into the runtime's form.
     fn into_init_result(self) -> Result<(), ExitReason>;

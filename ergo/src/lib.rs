@@ -71,14 +71,15 @@ pub use crate::exit::{Down, ExitReason, MonitorRef};
 pub use crate::node::{Node, NodeBuilder, SpawnOptions, DEFAULT_CALL_TIMEOUT};
 pub use crate::pid::Pid;
 
-/// Turns an `impl` block into an actor. See the crate docs and `docs/macros.md`.
-pub use ergo_macros::actor;
+/// Turns an `impl` block into an actor (see the crate docs); `handle` and the hook attributes
+/// mark its methods and are errors anywhere else.
+pub use ergo_macros::{actor, handle, init, on_down, on_exit, terminate};
 
 /// Everything most programs need: `use ergo::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        actor, Actor, ActorRef, CallError, Ctx, Down, ExitReason, MonitorRef, Node, Pid, SendError,
-        SpawnError, SpawnOptions, TimerRef, TrySendError,
+        actor, handle, Actor, ActorRef, CallError, Ctx, Down, ExitReason, MonitorRef, Node, Pid,
+        SendError, SpawnError, SpawnOptions, TimerRef, TrySendError,
     };
 }
 
@@ -97,6 +98,7 @@ pub mod __private {
         note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]`, or drop `remote` from `#[actor(...)]`"
     )]
     pub trait RemoteArg {}
+    #[diagnostic::do_not_recommend]
     impl<T: serde::Serialize + serde::de::DeserializeOwned> RemoteArg for T {}
 
     /// Used by generated code: `assert_remote_arg::<T>()` fails to compile unless `T` is

@@ -308,7 +308,10 @@ impl<A: Actor> Mailbox<A> {
             Ok(()) => Ok(()),
             Err(crate::TrySendError::Closed(msg)) => Err(crate::SendError(msg)),
             Err(crate::TrySendError::Full(msg)) => {
-                let bound = self.bound.as_ref().expect("only bounded mailboxes are full");
+                let bound = self
+                    .bound
+                    .as_ref()
+                    .expect("only bounded mailboxes are full");
                 if bound.take(&self.core).await {
                     self.push(msg);
                     Ok(())
@@ -412,7 +415,10 @@ impl Bound {
             notified.await;
         };
         self.waiting.fetch_sub(1, Ordering::SeqCst);
-        if taken && self.waiting.load(Ordering::SeqCst) > 0 && self.queued.load(Ordering::SeqCst) < self.capacity {
+        if taken
+            && self.waiting.load(Ordering::SeqCst) > 0
+            && self.queued.load(Ordering::SeqCst) < self.capacity
+        {
             // Pass on a wake-up we may have absorbed while another place was free.
             self.room.notify_one();
         }

@@ -21,7 +21,7 @@
 //! let a = node.spawn(Idle).await?;
 //! let b = node.spawn(Idle).await?;
 //! assert_ne!(a.pid(), b.pid());
-//! assert_eq!(a.pid().node_name(), "demo@localhost");
+//! assert_eq!(&*a.pid().node_name(), "demo@localhost");
 //! println!("{}", a.pid()); // <demo@localhost.1.N>
 //! # Ok(()) }
 //! ```

@@ -1,0 +1,8 @@
+use ergo::prelude::*;
+
+#[actor]
+struct Counter {
+    n: u64,
+}
+
+fn main() {}

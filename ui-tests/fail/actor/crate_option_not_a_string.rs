@@ -1,0 +1,11 @@
+use ergo::prelude::*;
+
+struct Counter;
+
+#[actor(crate = ergo)]
+impl Counter {
+    #[handle]
+    fn ping(&self) {}
+}
+
+fn main() {}

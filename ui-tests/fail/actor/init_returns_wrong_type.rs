@@ -1,0 +1,13 @@
+use ergo::prelude::*;
+
+struct Db;
+
+#[actor]
+impl Db {
+    #[init]
+    fn open(&mut self) -> bool {
+        true
+    }
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+use ergo::prelude::*;
+
+struct Counter;
+
+#[actor(msg = "CounterMessage")]
+impl Counter {
+    #[handle]
+    fn ping(&self) {}
+}
+
+fn main() {}
