@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 struct Recorder {
     seen: Vec<(u32, u32)>,
     stopped_by: Option<ExitReason>,
-    report: Option<oneshot::Sender<(Vec<(u32, u32)>, ExitReason)>>,
+    report: Option<ReportTx>,
 }
 
 #[actor]
@@ -49,7 +49,9 @@ impl Recorder {
 
 /// A one-shot gate a handler waits on (wrapped so the message is `Send`).
 struct Gate(tokio::sync::Mutex<Option<oneshot::Receiver<()>>>);
-struct Reporter(std::sync::Mutex<Option<oneshot::Sender<(Vec<(u32, u32)>, ExitReason)>>>);
+/// What the recorder saw and why it stopped, sent from its `terminate` hook.
+type ReportTx = oneshot::Sender<(Vec<(u32, u32)>, ExitReason)>;
+struct Reporter(std::sync::Mutex<Option<ReportTx>>);
 
 fn gate() -> (oneshot::Sender<()>, Gate) {
     let (tx, rx) = oneshot::channel();
