@@ -8,7 +8,7 @@
 //!
 //! The crate is split as parse (syn input → raw attributes), model (validated description with
 //! the user's spans), check (one function per rule), expand (quote), with every error collected
-//! in a [`ctxt::Ctxt`] so one build shows every mistake. On error the user's own items are still
+//! in a `ctxt::Ctxt` so one build shows every mistake. On error the user's own items are still
 //! emitted, and so is the actor built from the parts that are right, so no cascade of follow-on
 //! errors appears (in the impl block, or where the actor is spawned and called).
 

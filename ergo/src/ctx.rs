@@ -14,7 +14,7 @@
 //! # Monitors
 //!
 //! A monitor is one-way and never kills: when the monitored process ends, the monitoring one's
-//! `#[on_down]` hook receives a [`Down`](crate::Down) notice, exactly once per monitor. Monitoring
+//! `#[on_down]` hook receives a [`crate::Down`] notice, exactly once per monitor. Monitoring
 //! a process that has already ended delivers `Down` with [`ExitReason::NoProc`] at once.
 //!
 //! # Timers
