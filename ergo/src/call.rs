@@ -45,7 +45,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
@@ -102,6 +102,8 @@ pin_project! {
         msg: Option<A::Msg>,
         rx: oneshot::Receiver<R>,
         timeout: Option<Duration>,
+        // Whether the call has let the target run once before arming its timer.
+        yielded: bool,
         #[pin]
         sleep: Option<Sleep>,
         // Rare paths (waiting for room in a full bounded mailbox, waiting for a crashed
@@ -121,6 +123,7 @@ impl<'a, A: Actor, R> Call<'a, A, R> {
             msg: Some(make(ReplyTo(Some(tx)))),
             rx,
             timeout: None,
+            yielded: false,
             sleep: None,
             slow: None,
         }
@@ -137,10 +140,9 @@ impl<A: Actor, R> Future for Call<'_, A, R> {
     type Output = Result<R, CallError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         if let Some(msg) = this.msg.take() {
-            let mailbox = this.target.mailbox();
-            match mailbox.try_send(msg) {
+            match this.target.mailbox().try_send(msg) {
                 Ok(()) => {}
                 Err(crate::TrySendError::Closed(_)) => return Poll::Ready(Err(CallError::NoProc)),
                 Err(crate::TrySendError::Full(msg)) => {
@@ -155,23 +157,26 @@ impl<A: Actor, R> Future for Call<'_, A, R> {
                 }
             }
         }
-        if this.sleep.is_none() {
-            let timeout = this
-                .timeout
-                .unwrap_or_else(|| this.target.mailbox().core().node.call_timeout());
-            this.sleep
-                .set(Some(tokio::time::sleep_until(Instant::now() + timeout)));
-        }
+        let timeout = *this.timeout;
+        let target = *this.target;
+        // Arms the timer on first need and reports whether it has run out.
+        let deadline = |sleep: Pin<&mut Option<Sleep>>, cx: &mut Context<'_>| {
+            let mut sleep = sleep;
+            if sleep.is_none() {
+                let timeout =
+                    timeout.unwrap_or_else(|| target.mailbox().core().node.call_timeout());
+                sleep.set(Some(tokio::time::sleep_until(Instant::now() + timeout)));
+            }
+            match sleep.as_pin_mut().map(|s| s.poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(Err(CallError::Timeout)),
+                _ => Poll::Pending,
+            }
+        };
         if let Some(slow) = this.slow.as_mut() {
             match slow.as_mut().poll(cx) {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Ready(Ok(())) => *this.slow = None,
-                Poll::Pending => {
-                    return match this.sleep.as_pin_mut().map(|s| s.poll(cx)) {
-                        Some(Poll::Ready(())) => Poll::Ready(Err(CallError::Timeout)),
-                        _ => Poll::Pending,
-                    };
-                }
+                Poll::Pending => return deadline(this.sleep, cx),
             }
         }
         match Pin::new(&mut *this.rx).poll(cx) {
@@ -179,26 +184,29 @@ impl<A: Actor, R> Future for Call<'_, A, R> {
             Poll::Ready(Err(_)) => {
                 // The reply slot was dropped: the target is ending. Its reason may not be
                 // recorded yet (a panic drops the slot while unwinding), so wait for it.
-                let core = this.target.mailbox().core();
-                if let Some(reason) = core.exit_reason() {
+                if let Some(reason) = target.mailbox().core().exit_reason() {
                     return Poll::Ready(Err(CallError::Exited(reason.clone())));
                 }
-                let target = *this.target;
                 let mut wait: SlowStep<'_> = Box::pin(async move {
                     let reason = target.mailbox().core().wait().await;
                     Err(CallError::Exited(reason))
                 });
-                match wait.as_mut().poll(cx) {
-                    Poll::Ready(r) => {
-                        return Poll::Ready(Err(r.err().unwrap_or(CallError::NoProc)))
-                    }
-                    // Later polls go through `slow` (checked above) until the reason is known.
-                    Poll::Pending => *this.slow = Some(wait),
+                if let Poll::Ready(r) = wait.as_mut().poll(cx) {
+                    return Poll::Ready(Err(r.err().unwrap_or(CallError::NoProc)));
                 }
+                // Later polls go through `slow` until the reason is known.
+                *this.slow = Some(wait);
+                return deadline(this.sleep, cx);
             }
             Poll::Pending => {}
         }
-        ready!(this.sleep.as_pin_mut().expect("sleep set above").poll(cx));
-        Poll::Ready(Err(CallError::Timeout))
+        if !*this.yielded && this.sleep.is_none() {
+            // Most replies come within one turn of the scheduler: the target was just woken
+            // (on this worker, it runs next). Let it run once before paying for a timer.
+            *this.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        deadline(this.sleep, cx)
     }
 }

@@ -138,11 +138,14 @@ impl Core {
         self.has_sys.load(Ordering::Acquire)
     }
 
-    /// Takes everything on the system lane.
-    pub(crate) fn take_sys(&self, into: &mut VecDeque<Sys>) {
+    /// Takes the next message of the system lane, in arrival order.
+    pub(crate) fn pop_sys(&self) -> Option<Sys> {
         let mut lane = self.sys.lock();
-        self.has_sys.store(false, Ordering::Relaxed);
-        std::mem::swap(&mut lane.queue, into);
+        let msg = lane.queue.pop_front();
+        if lane.queue.is_empty() {
+            self.has_sys.store(false, Ordering::Relaxed);
+        }
+        msg
     }
 
     /// Registers `name` for this process unless it has ended or already has one.
