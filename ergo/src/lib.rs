@@ -61,6 +61,7 @@ pub mod mailbox;
 pub mod node;
 pub mod pid;
 mod process;
+pub mod supervisor;
 
 pub use crate::actor::{Actor, InitResult};
 pub use crate::actor_ref::ActorRef;
