@@ -164,3 +164,41 @@ async fn pending_call_fails_at_once_when_target_is_killed_mid_handler() {
     let result = within("killed call", pending).await.unwrap();
     assert_eq!(result, Err(CallError::Exited(ExitReason::Killed)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_huge_timeout_means_wait_as_long_as_it_takes() {
+    let node = node("call-huge-timeout").await;
+    let acc = node.spawn(Account::default()).await.unwrap();
+    let reply = acc.slow_echo(5, 10_000).timeout(Duration::MAX).await;
+    assert_eq!(reply, Ok(5));
+}
+
+struct SlowToDie;
+
+#[actor]
+impl SlowToDie {
+    #[handle]
+    fn crash(&self) -> u32 {
+        panic!("crashed before replying")
+    }
+
+    #[terminate]
+    async fn terminate(&mut self, _reason: &ExitReason) {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn crashed_call_fails_with_exited_without_waiting_for_terminate() {
+    let node = node("call-slow-terminate").await;
+    let a = node.spawn(SlowToDie).await.unwrap();
+    let err = a
+        .crash()
+        .timeout(Duration::from_millis(500))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        CallError::Exited(ExitReason::Panic("crashed before replying".into()))
+    );
+}

@@ -201,3 +201,26 @@ async fn queued_calls_fail_with_exited_when_process_is_killed() {
     let result = within("queued call", pending).await.unwrap();
     assert_eq!(result, Err(CallError::Exited(ExitReason::Killed)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_senders_waiting_for_room_all_get_through() {
+    let node = node("lanes-many-waiters").await;
+    let rec = node
+        .spawn_opts(Recorder::default(), SpawnOptions::new().mailbox_capacity(1))
+        .await
+        .unwrap();
+    let mut senders = Vec::new();
+    for s in 0..8u32 {
+        let rec = rec.clone();
+        senders.push(tokio::spawn(async move {
+            for i in 0..500u32 {
+                rec.record(s, i).await.unwrap();
+            }
+        }));
+    }
+    for s in senders {
+        within("bounded senders finish", s).await.unwrap();
+    }
+    let seen = within("seen", rec.seen()).await.unwrap();
+    assert_eq!(seen.len(), 8 * 500);
+}

@@ -50,7 +50,7 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::sync::oneshot;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
 use crate::{Actor, ActorRef, CallError};
 
@@ -148,11 +148,13 @@ impl<A: Actor, R> Future for Call<'_, A, R> {
                 Err(crate::TrySendError::Full(msg)) => {
                     let target = *this.target;
                     *this.slow = Some(Box::pin(async move {
-                        target
-                            .mailbox()
-                            .send(msg)
-                            .await
-                            .map_err(|_| CallError::NoProc)
+                        match target.mailbox().send(msg).await {
+                            Ok(()) => Ok(()),
+                            Err(_) => Err(match target.mailbox().core().exit_reason() {
+                                Some(reason) => CallError::Exited(reason.clone()),
+                                None => CallError::NoProc,
+                            }),
+                        }
                     }));
                 }
             }
@@ -165,7 +167,8 @@ impl<A: Actor, R> Future for Call<'_, A, R> {
             if sleep.is_none() {
                 let timeout =
                     timeout.unwrap_or_else(|| target.mailbox().core().node.call_timeout());
-                sleep.set(Some(tokio::time::sleep_until(Instant::now() + timeout)));
+                // `sleep` saturates a huge timeout instead of overflowing the instant.
+                sleep.set(Some(tokio::time::sleep(timeout)));
             }
             match sleep.as_pin_mut().map(|s| s.poll(cx)) {
                 Some(Poll::Ready(())) => Poll::Ready(Err(CallError::Timeout)),
@@ -188,7 +191,7 @@ impl<A: Actor, R> Future for Call<'_, A, R> {
                     return Poll::Ready(Err(CallError::Exited(reason.clone())));
                 }
                 let mut wait: SlowStep<'_> = Box::pin(async move {
-                    let reason = target.mailbox().core().wait().await;
+                    let reason = target.mailbox().core().wait_reason().await;
                     Err(CallError::Exited(reason))
                 });
                 if let Poll::Ready(r) = wait.as_mut().poll(cx) {

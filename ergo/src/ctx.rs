@@ -298,10 +298,8 @@ impl<A: Actor> Ctx<A> {
     {
         let target = self.myself.clone();
         let task = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval_at(
-                tokio::time::Instant::now() + period,
-                period.max(Duration::from_nanos(1)),
-            );
+            let mut ticks =
+                tokio::time::interval_at(first_tick(period), period.max(Duration::from_nanos(1)));
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
@@ -387,6 +385,13 @@ impl<A: Actor> Ctx<A> {
         }
         core.announce_exit();
     }
+}
+
+/// When an interval's first tick is due; a period too long to add saturates far in the future.
+fn first_tick(period: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(period)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 impl<A: Actor> Drop for Ctx<A> {

@@ -82,6 +82,7 @@ pub(crate) struct Core {
     done: AtomicBool,
     exited: Notify,
     task: OnceLock<tokio::task::AbortHandle>,
+    kill_requested: AtomicBool,
     pub(crate) node: crate::Node,
 }
 
@@ -198,6 +199,13 @@ impl Core {
     /// Remembers the task running this process, so a kill can abort it mid-handler.
     pub(crate) fn set_task(&self, task: tokio::task::AbortHandle) {
         let _ = self.task.set(task);
+        fence(Ordering::SeqCst);
+        if self.kill_requested.load(Ordering::Relaxed) {
+            // A kill came before the task was known: abort it now.
+            if let Some(task) = self.task.get() {
+                task.abort();
+            }
+        }
     }
 
     /// Kills the process: queues a kill (for a process between messages) and aborts its task (for
@@ -205,11 +213,33 @@ impl Core {
     pub(crate) fn kill(&self) -> bool {
         let queued = self.send_sys(Sys::Kill).is_ok();
         if queued {
+            self.kill_requested.store(true, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
             if let Some(task) = self.task.get() {
                 task.abort();
             }
         }
         queued
+    }
+
+    /// Records why the process is ending as soon as that is known (before `terminate` runs),
+    /// so callers whose reply slot was dropped learn it at once.
+    pub(crate) fn record_exit_reason(&self, reason: &ExitReason) {
+        let _ = self.exit.set(reason.clone());
+        self.exited.notify_waiters();
+    }
+
+    /// Waits until the exit reason is recorded (not for the exit to be fully processed).
+    pub(crate) async fn wait_reason(&self) -> ExitReason {
+        loop {
+            let notified = self.exited.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(reason) = self.exit.get() {
+                return reason.clone();
+            }
+            notified.await;
+        }
     }
 
     pub(crate) fn exit_reason(&self) -> Option<&ExitReason> {
@@ -266,6 +296,7 @@ impl<A: Actor> Mailbox<A> {
                 done: AtomicBool::new(false),
                 exited: Notify::new(),
                 task: OnceLock::new(),
+                kill_requested: AtomicBool::new(false),
                 node,
             },
             queue: SegQueue::new(),
@@ -365,6 +396,9 @@ impl<A: Actor> Mailbox<A> {
     /// Drops every queued normal message and wakes senders waiting for room (they then see
     /// the mailbox closed).
     pub(crate) fn drain_dropped(&self) {
+        // Pairs with the fence in `notify`: a sender that pushed after the close either sees
+        // CLOSED (and drains itself) or its message is seen here.
+        fence(Ordering::SeqCst);
         while self.queue.pop().is_some() {}
         if let Some(bound) = &self.bound {
             bound.room.notify_waiters();
@@ -394,17 +428,26 @@ impl Bound {
     /// Takes a place if one is free.
     #[inline]
     fn try_take(&self) -> bool {
-        if self.queued.fetch_add(1, Ordering::SeqCst) < self.capacity {
-            true
-        } else {
-            self.queued.fetch_sub(1, Ordering::SeqCst);
-            false
-        }
+        // A compare-exchange, not add-then-undo: a failed attempt must never make the count
+        // look higher than it is, or a concurrent waiter could fail and sleep with room free.
+        self.queued
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     /// Waits for a place; `false` if the process ends first.
     async fn take(&self, core: &Core) -> bool {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
         self.waiting.fetch_add(1, Ordering::SeqCst);
+        // Also undone if the sender gives up (its future is dropped) while waiting.
+        let waiting = Waiting(&self.waiting);
         let taken = loop {
             let notified = self.room.notified();
             tokio::pin!(notified);
@@ -417,7 +460,7 @@ impl Bound {
             }
             notified.await;
         };
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        drop(waiting);
         if taken
             && self.waiting.load(Ordering::SeqCst) > 0
             && self.queued.load(Ordering::SeqCst) < self.capacity

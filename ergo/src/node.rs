@@ -250,6 +250,11 @@ impl Node {
         let aref = ActorRef::from_mailbox(mailbox);
         inner.processes.insert(id, aref.handle());
         let mut ctx = Ctx::new(aref.clone());
+        if inner.shutting_down.load(Ordering::SeqCst) {
+            // `shutdown` began while we were inserting and may have missed us: back out
+            // (dropping `ctx` ends the never-started process cleanly).
+            return Err(SpawnError::NodeDown);
+        }
         if let Some(name) = opts.name {
             // Dropping `ctx` on failure ends the never-started process cleanly.
             self.register(&name, &aref)?;
@@ -409,7 +414,7 @@ impl Node {
     /// Stops every process: asks each to stop with [`ExitReason::Shutdown`], waits up to
     /// `grace` for them to end, then kills the rest. No process can be spawned afterwards.
     pub async fn shutdown(&self, grace: Duration) {
-        self.inner.shutting_down.store(true, Ordering::Release);
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
         let all: Vec<ProcHandle> = self
             .inner
             .processes

@@ -57,6 +57,7 @@ pub(crate) async fn run<A: Actor>(mut actor: A, mut ctx: Ctx<A>, init_tx: Option
         Ok(outcome) => outcome,
         Err(payload) => (ExitReason::Panic(panic_message(&*payload)), true),
     };
+    ctx.myself().mailbox().core().record_exit_reason(&reason);
     if terminate {
         let hook = AssertUnwindSafe(Box::pin(actor.terminate(&reason, &mut ctx)))
             .catch_unwind()

@@ -209,6 +209,7 @@ impl fmt::Debug for ChildSpec {
 /// child's exit reason unchanged (an error type would be flattened into `ExitReason::Error`).
 struct StartFailure(ExitReason);
 
+#[diagnostic::do_not_recommend]
 impl crate::InitResult for Result<(), StartFailure> {
     fn into_init_result(self) -> Result<(), ExitReason> {
         self.map_err(|StartFailure(reason)| reason)
