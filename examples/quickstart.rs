@@ -105,6 +105,8 @@ Links and monitors tell an actor when another one dies.";
 
 #[tokio::main]
 async fn main() -> Result<(), ergo::Error> {
+    // One line per panic: the crash below is part of the demo.
+    std::panic::set_hook(Box::new(|info| eprintln!("(a process panicked: {info})")));
     let node = Node::builder("quickstart@localhost")
         .call_timeout(Duration::from_secs(2))
         .start()
