@@ -57,6 +57,10 @@ pub trait Actor: Sized + Send + 'static {
     /// The default mailbox bound (`None`: unbounded).
     const MAILBOX_CAPACITY: Option<usize> = None;
 
+    /// Whether this actor is a supervisor (its default child shutdown is then `Infinity`).
+    #[doc(hidden)]
+    const SUPERVISOR: bool = false;
+
     /// Whether `init` does anything. When `false`, `spawn` returns without waiting for the new
     /// process to start.
     const HAS_INIT: bool = false;

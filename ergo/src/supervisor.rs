@@ -80,7 +80,7 @@ use tokio::time::Instant;
 
 use crate::exit::ExitReason;
 use crate::mailbox::{ProcHandle, Sys};
-use crate::{Actor, Ctx, Pid, SpawnError, SpawnOptions};
+use crate::{Actor, ActorRef, Call, Ctx, Node, Pid, ReplyTo, SpawnError, SpawnOptions};
 
 /// How a supervisor reacts when a child ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,12 +116,16 @@ pub enum Shutdown {
     Infinity,
 }
 
-type StartFuture<'a> = Pin<Box<dyn Future<Output = Result<ProcHandle, SpawnError>> + Send + 'a>>;
+type Started = Pin<Box<dyn Future<Output = Result<(), SpawnError>> + Send>>;
 
-/// Starts one kind of child; erases the child's actor type.
+/// Starts one kind of child linked to `parent`; erases the child's actor type.
 trait Starter: Send {
-    fn start<'a>(&'a mut self, ctx: &'a mut Ctx<Supervisor>, opts: SpawnOptions)
-        -> StartFuture<'a>;
+    fn start(
+        &mut self,
+        node: &Node,
+        parent: ProcHandle,
+        opts: SpawnOptions,
+    ) -> Result<(ProcHandle, Started), SpawnError>;
 }
 
 struct FnStarter<A, F> {
@@ -130,13 +134,14 @@ struct FnStarter<A, F> {
 }
 
 impl<A: Actor, F: FnMut() -> A + Send> Starter for FnStarter<A, F> {
-    fn start<'a>(
-        &'a mut self,
-        ctx: &'a mut Ctx<Supervisor>,
+    fn start(
+        &mut self,
+        node: &Node,
+        parent: ProcHandle,
         opts: SpawnOptions,
-    ) -> StartFuture<'a> {
-        let actor = (self.make)();
-        Box::pin(async move { ctx.spawn_link_opts(actor, opts).await.map(|r| r.handle()) })
+    ) -> Result<(ProcHandle, Started), SpawnError> {
+        let (child, started) = node.start_process((self.make)(), opts, Some(parent))?;
+        Ok((child.handle(), Box::pin(started)))
     }
 }
 
@@ -147,11 +152,14 @@ pub struct ChildSpec {
     restart: Restart,
     shutdown: Shutdown,
     name: Option<String>,
+    significant: bool,
+    supervisor: bool,
 }
 
 impl ChildSpec {
-    /// A permanent worker child called `id`, made by `make` at every (re)start, stopped with a
-    /// 5 s timeout.
+    /// A permanent child called `id`, made by `make` at every (re)start. Workers are stopped
+    /// with a 5 s timeout; supervisors (including types made by `supervisor!`) with
+    /// [`Shutdown::Infinity`].
     pub fn new<A: Actor, F: FnMut() -> A + Send + 'static>(id: impl Into<String>, make: F) -> Self {
         ChildSpec {
             id: id.into(),
@@ -160,18 +168,32 @@ impl ChildSpec {
                 _actor: PhantomData,
             }),
             restart: Restart::Permanent,
-            shutdown: Shutdown::Timeout(Duration::from_secs(5)),
+            shutdown: if A::SUPERVISOR {
+                Shutdown::Infinity
+            } else {
+                Shutdown::Timeout(Duration::from_secs(5))
+            },
             name: None,
+            significant: false,
+            supervisor: A::SUPERVISOR,
         }
     }
 
-    /// A child that is itself a supervisor: like [`ChildSpec::new`], with
-    /// [`Shutdown::Infinity`].
+    /// A child that is itself a supervisor built by `make` (the same as [`ChildSpec::new`],
+    /// named for readability).
     pub fn supervisor<F: FnMut() -> Supervisor + Send + 'static>(
         id: impl Into<String>,
         make: F,
     ) -> Self {
-        ChildSpec::new(id, make).shutdown(Shutdown::Infinity)
+        ChildSpec::new(id, make)
+    }
+
+    /// Marks the child significant for [`Supervisor::auto_shutdown`]: its exit (when it is not
+    /// restarted) may stop the whole supervisor. Only meaningful for transient and temporary
+    /// children.
+    pub fn significant(mut self, significant: bool) -> Self {
+        self.significant = significant;
+        self
     }
 
     /// Sets the restart type.
@@ -205,17 +227,6 @@ impl fmt::Debug for ChildSpec {
     }
 }
 
-/// A child's start failure, passed through as the supervisor's own start failure with the
-/// child's exit reason unchanged (an error type would be flattened into `ExitReason::Error`).
-struct StartFailure(ExitReason);
-
-#[diagnostic::do_not_recommend]
-impl crate::InitResult for Result<(), StartFailure> {
-    fn into_init_result(self) -> Result<(), ExitReason> {
-        self.map_err(|StartFailure(reason)| reason)
-    }
-}
-
 struct Child {
     spec: ChildSpec,
     running: Option<ProcHandle>,
@@ -230,6 +241,34 @@ pub struct ChildInfo {
     pub pid: Option<Pid>,
     /// Its restart type.
     pub restart: Restart,
+    /// Whether the child is itself a supervisor.
+    pub supervisor: bool,
+}
+
+/// The answer of [`SupervisorApi::count_children`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChildCount {
+    /// Child specs the supervisor holds.
+    pub specs: usize,
+    /// Children running now.
+    pub active: usize,
+    /// Specs that are supervisors.
+    pub supervisors: usize,
+    /// Specs that are workers.
+    pub workers: usize,
+}
+
+/// When a supervisor stops by itself because significant children ended (OTP 24's
+/// `auto_shutdown`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AutoShutdown {
+    /// Never (the default); significance is ignored.
+    #[default]
+    Never,
+    /// As soon as any significant child ends without being restarted.
+    AnySignificant,
+    /// Once every significant child has ended without being restarted.
+    AllSignificant,
 }
 
 /// Why a supervisor operation on a child failed.
@@ -242,9 +281,95 @@ pub enum SupervisorError {
     /// The child is running (it must be terminated first).
     #[error("child `{0}` is running")]
     Running(String),
+    /// A child with this id already exists.
+    #[error("a child with id `{0}` already exists")]
+    AlreadyPresent(String),
     /// Starting the child failed.
     #[error("child failed to start: {0}")]
     Start(SpawnError),
+}
+
+/// The messages every supervisor understands (a [`Supervisor`], or a type made by
+/// `supervisor!`). Use them through [`SupervisorApi`].
+#[non_exhaustive]
+pub enum SupervisorMsg {
+    /// See [`SupervisorApi::which_children`].
+    WhichChildren(ReplyTo<Vec<ChildInfo>>),
+    /// See [`SupervisorApi::count_children`].
+    CountChildren(ReplyTo<ChildCount>),
+    /// See [`SupervisorApi::start_child`].
+    StartChild(ChildSpec, ReplyTo<Result<Pid, SupervisorError>>),
+    /// See [`SupervisorApi::terminate_child`].
+    TerminateChild(String, ReplyTo<Result<(), SupervisorError>>),
+    /// See [`SupervisorApi::restart_child`].
+    RestartChild(String, ReplyTo<Result<Pid, SupervisorError>>),
+    /// See [`SupervisorApi::delete_child`].
+    DeleteChild(String, ReplyTo<Result<(), SupervisorError>>),
+}
+
+impl fmt::Debug for SupervisorMsg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SupervisorMsg::WhichChildren(_) => "WhichChildren",
+            SupervisorMsg::CountChildren(_) => "CountChildren",
+            SupervisorMsg::StartChild(..) => "StartChild",
+            SupervisorMsg::TerminateChild(..) => "TerminateChild",
+            SupervisorMsg::RestartChild(..) => "RestartChild",
+            SupervisorMsg::DeleteChild(..) => "DeleteChild",
+        })
+    }
+}
+
+/// The calls every supervisor answers, as methods of its ref.
+pub trait SupervisorApi {
+    /// The supervisor's actor type.
+    type Sup: Actor<Msg = SupervisorMsg>;
+
+    /// The children, in start order.
+    fn which_children(&self) -> Call<'_, Self::Sup, Vec<ChildInfo>>;
+
+    /// How many children there are, and how many run.
+    fn count_children(&self) -> Call<'_, Self::Sup, ChildCount>;
+
+    /// Adds a child (started at once, after the existing ones).
+    fn start_child(&self, spec: ChildSpec) -> Call<'_, Self::Sup, Result<Pid, SupervisorError>>;
+
+    /// Stops the child `id`; its spec stays (a temporary child's is removed).
+    fn terminate_child(&self, id: String) -> Call<'_, Self::Sup, Result<(), SupervisorError>>;
+
+    /// Starts the terminated child `id` again.
+    fn restart_child(&self, id: String) -> Call<'_, Self::Sup, Result<Pid, SupervisorError>>;
+
+    /// Removes the spec of the terminated child `id`.
+    fn delete_child(&self, id: String) -> Call<'_, Self::Sup, Result<(), SupervisorError>>;
+}
+
+impl<S: Actor<Msg = SupervisorMsg>> SupervisorApi for ActorRef<S> {
+    type Sup = S;
+
+    fn which_children(&self) -> Call<'_, S, Vec<ChildInfo>> {
+        Call::new(self, SupervisorMsg::WhichChildren)
+    }
+
+    fn count_children(&self) -> Call<'_, S, ChildCount> {
+        Call::new(self, SupervisorMsg::CountChildren)
+    }
+
+    fn start_child(&self, spec: ChildSpec) -> Call<'_, S, Result<Pid, SupervisorError>> {
+        Call::new(self, |reply| SupervisorMsg::StartChild(spec, reply))
+    }
+
+    fn terminate_child(&self, id: String) -> Call<'_, S, Result<(), SupervisorError>> {
+        Call::new(self, |reply| SupervisorMsg::TerminateChild(id, reply))
+    }
+
+    fn restart_child(&self, id: String) -> Call<'_, S, Result<Pid, SupervisorError>> {
+        Call::new(self, |reply| SupervisorMsg::RestartChild(id, reply))
+    }
+
+    fn delete_child(&self, id: String) -> Call<'_, S, Result<(), SupervisorError>> {
+        Call::new(self, |reply| SupervisorMsg::DeleteChild(id, reply))
+    }
 }
 
 /// A supervisor process. Build it with [`Supervisor::new`] and spawn it like any actor (or nest
@@ -253,6 +378,7 @@ pub struct Supervisor {
     strategy: Strategy,
     intensity: u32,
     period: Duration,
+    auto_shutdown: AutoShutdown,
     children: Vec<Child>,
     restarts: VecDeque<Instant>,
     parent: Option<Pid>,
@@ -277,6 +403,7 @@ impl Supervisor {
             strategy,
             intensity: 1,
             period: Duration::from_secs(5),
+            auto_shutdown: AutoShutdown::Never,
             children: Vec::new(),
             restarts: VecDeque::new(),
             parent: None,
@@ -287,6 +414,12 @@ impl Supervisor {
     pub fn intensity(mut self, intensity: u32, period: Duration) -> Self {
         self.intensity = intensity;
         self.period = period;
+        self
+    }
+
+    /// Stops the supervisor when significant children end (see [`AutoShutdown`]).
+    pub fn auto_shutdown(mut self, auto_shutdown: AutoShutdown) -> Self {
+        self.auto_shutdown = auto_shutdown;
         self
     }
 
@@ -306,15 +439,28 @@ impl Supervisor {
         }
     }
 
-    async fn start_child(&mut self, i: usize, ctx: &mut Ctx<Self>) -> Result<(), SpawnError> {
+    async fn start_child<S: Actor>(
+        &mut self,
+        i: usize,
+        ctx: &mut Ctx<S>,
+    ) -> Result<(), SpawnError> {
         let opts = Self::opts(&self.children[i].spec);
-        let handle = self.children[i].spec.starter.start(ctx, opts).await?;
-        tracing::debug!(child = %self.children[i].spec.id, pid = %handle.core().pid(), "child started");
+        let node = ctx.node().clone();
+        let (handle, started) =
+            self.children[i]
+                .spec
+                .starter
+                .start(&node, ctx.myself().handle(), opts)?;
+        let pid = handle.core().pid();
+        // Linked before the child runs (the child holds our handle the same way).
+        ctx.extras_mut().links.insert(pid, handle.clone());
+        started.await?;
+        tracing::debug!(child = %self.children[i].spec.id, %pid, "child started");
         self.children[i].running = Some(handle);
         Ok(())
     }
 
-    async fn stop_child(&mut self, i: usize, ctx: &mut Ctx<Self>) {
+    async fn stop_child<S: Actor>(&mut self, i: usize, ctx: &mut Ctx<S>) {
         let Some(handle) = self.children[i].running.take() else {
             return;
         };
@@ -339,10 +485,15 @@ impl Supervisor {
     }
 
     /// Stops the running children among `indices`, last first.
-    async fn stop_children(&mut self, indices: &[usize], ctx: &mut Ctx<Self>) {
+    async fn stop_children<S: Actor>(&mut self, indices: &[usize], ctx: &mut Ctx<S>) {
         for &i in indices.iter().rev() {
             self.stop_child(i, ctx).await;
         }
+    }
+
+    async fn stop_all<S: Actor>(&mut self, ctx: &mut Ctx<S>) {
+        let all: Vec<usize> = (0..self.children.len()).collect();
+        self.stop_children(&all, ctx).await;
     }
 
     /// Records a restart; `false` when it exceeds the intensity.
@@ -359,20 +510,19 @@ impl Supervisor {
         self.restarts.len() <= self.intensity as usize
     }
 
-    async fn give_up(&mut self, ctx: &mut Ctx<Self>) {
+    async fn give_up<S: Actor>(&mut self, ctx: &mut Ctx<S>) {
         tracing::error!(
             intensity = self.intensity,
             period = ?self.period,
             "restart intensity exceeded; supervisor shutting down"
         );
-        let all: Vec<usize> = (0..self.children.len()).collect();
-        self.stop_children(&all, ctx).await;
+        self.stop_all(ctx).await;
         ctx.stop_with(ExitReason::Shutdown);
     }
 
     /// Restarts the (not running) children among `indices`, in order. Every failed start counts
     /// as another restart.
-    async fn restart_children(&mut self, indices: &[usize], ctx: &mut Ctx<Self>) {
+    async fn restart_children<S: Actor>(&mut self, indices: &[usize], ctx: &mut Ctx<S>) {
         for &i in indices {
             loop {
                 match self.start_child(i, ctx).await {
@@ -389,7 +539,22 @@ impl Supervisor {
         }
     }
 
-    async fn child_exited(&mut self, i: usize, reason: ExitReason, ctx: &mut Ctx<Self>) {
+    /// Whether the end of significant child `ended` (not restarted) stops the supervisor.
+    fn auto_shutdown_due(&self, ended: usize) -> bool {
+        match self.auto_shutdown {
+            AutoShutdown::Never => false,
+            AutoShutdown::AnySignificant => self.children[ended].spec.significant,
+            AutoShutdown::AllSignificant => {
+                self.children[ended].spec.significant
+                    && self
+                        .children
+                        .iter()
+                        .all(|c| !c.spec.significant || c.running.is_none())
+            }
+        }
+    }
+
+    async fn child_exited<S: Actor>(&mut self, i: usize, reason: ExitReason, ctx: &mut Ctx<S>) {
         self.children[i].running = None;
         let restart = match self.children[i].spec.restart {
             Restart::Permanent => true,
@@ -397,6 +562,12 @@ impl Supervisor {
             Restart::Temporary => false,
         };
         if !restart {
+            if self.auto_shutdown_due(i) {
+                tracing::info!(child = %self.children[i].spec.id, "significant child ended; supervisor shutting down");
+                self.stop_all(ctx).await;
+                ctx.stop_with(ExitReason::Shutdown);
+                return;
+            }
             if self.children[i].spec.restart == Restart::Temporary {
                 self.children.remove(i);
             }
@@ -433,15 +604,20 @@ impl Supervisor {
         self.restart_children(&keep, ctx).await;
     }
 
-    fn index_of(&self, id: &str) -> Option<usize> {
-        self.children.iter().position(|c| c.spec.id == id)
+    fn index_of(&self, id: &str) -> Result<usize, SupervisorError> {
+        self.children
+            .iter()
+            .position(|c| c.spec.id == id)
+            .ok_or_else(|| SupervisorError::NotFound(id.to_owned()))
     }
-}
 
-#[crate::actor(crate = "crate")]
-impl Supervisor {
-    #[init]
-    async fn init(&mut self, ctx: &mut Ctx<Self>) -> Result<(), StartFailure> {
+    fn running_pid(&self, i: usize) -> Option<Pid> {
+        self.children[i].running.as_ref().map(|h| h.core().pid())
+    }
+
+    /// `init` of any actor hosting this supervisor. Not public API (used by `supervisor!`).
+    #[doc(hidden)]
+    pub async fn __init<S: Actor>(&mut self, ctx: &mut Ctx<S>) -> Result<(), ExitReason> {
         ctx.trap_exit(true);
         // A supervisor started by `spawn_link` (e.g. by its own supervisor) is linked to its
         // parent from the start: the parent's exit ends it too.
@@ -450,71 +626,96 @@ impl Supervisor {
             if let Err(e) = self.start_child(i, ctx).await {
                 let started: Vec<usize> = (0..i).collect();
                 self.stop_children(&started, ctx).await;
-                return Err(StartFailure(match e {
+                return Err(match e {
                     SpawnError::Init(reason) => reason,
                     other => ExitReason::Error(format!(
                         "child `{}` failed to start: {other}",
                         self.children[i].spec.id
                     )),
-                }));
+                });
             }
         }
         Ok(())
     }
 
-    /// The children, in start order.
-    #[handle]
-    fn which_children(&self) -> Vec<ChildInfo> {
-        self.children
-            .iter()
-            .map(|c| ChildInfo {
-                id: c.spec.id.clone(),
-                pid: c.running.as_ref().map(|h| h.core().pid()),
-                restart: c.spec.restart,
-            })
-            .collect()
-    }
-
-    /// Stops the child `id` (it stays in the spec list; a temporary one is removed).
-    #[handle]
-    async fn terminate_child(
-        &mut self,
-        id: String,
-        ctx: &mut Ctx<Self>,
-    ) -> Result<(), SupervisorError> {
-        let i = self.index_of(&id).ok_or(SupervisorError::NotFound(id))?;
-        self.stop_child(i, ctx).await;
-        if self.children[i].spec.restart == Restart::Temporary {
-            self.children.remove(i);
+    /// `handle` of any actor hosting this supervisor. Not public API.
+    #[doc(hidden)]
+    pub async fn __handle<S: Actor>(&mut self, msg: SupervisorMsg, ctx: &mut Ctx<S>) {
+        match msg {
+            SupervisorMsg::WhichChildren(reply) => reply.send(
+                self.children
+                    .iter()
+                    .map(|c| ChildInfo {
+                        id: c.spec.id.clone(),
+                        pid: c.running.as_ref().map(|h| h.core().pid()),
+                        restart: c.spec.restart,
+                        supervisor: c.spec.supervisor,
+                    })
+                    .collect(),
+            ),
+            SupervisorMsg::CountChildren(reply) => {
+                let supervisors = self.children.iter().filter(|c| c.spec.supervisor).count();
+                reply.send(ChildCount {
+                    specs: self.children.len(),
+                    active: self.children.iter().filter(|c| c.running.is_some()).count(),
+                    supervisors,
+                    workers: self.children.len() - supervisors,
+                })
+            }
+            SupervisorMsg::StartChild(spec, reply) => {
+                if self.index_of(&spec.id).is_ok() {
+                    return reply.send(Err(SupervisorError::AlreadyPresent(spec.id)));
+                }
+                self.children.push(Child {
+                    spec,
+                    running: None,
+                });
+                let i = self.children.len() - 1;
+                match self.start_child(i, ctx).await {
+                    Ok(()) => reply.send(Ok(self.running_pid(i).expect("just started"))),
+                    Err(e) => {
+                        self.children.pop();
+                        reply.send(Err(SupervisorError::Start(e)))
+                    }
+                }
+            }
+            SupervisorMsg::TerminateChild(id, reply) => reply.send(match self.index_of(&id) {
+                Ok(i) => {
+                    self.stop_child(i, ctx).await;
+                    if self.children[i].spec.restart == Restart::Temporary {
+                        self.children.remove(i);
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }),
+            SupervisorMsg::RestartChild(id, reply) => {
+                let result = match self.index_of(&id) {
+                    Ok(i) if self.children[i].running.is_some() => {
+                        Err(SupervisorError::Running(id))
+                    }
+                    Ok(i) => match self.start_child(i, ctx).await {
+                        Ok(()) => Ok(self.running_pid(i).expect("just started")),
+                        Err(e) => Err(SupervisorError::Start(e)),
+                    },
+                    Err(e) => Err(e),
+                };
+                reply.send(result)
+            }
+            SupervisorMsg::DeleteChild(id, reply) => reply.send(match self.index_of(&id) {
+                Ok(i) if self.children[i].running.is_some() => Err(SupervisorError::Running(id)),
+                Ok(i) => {
+                    self.children.remove(i);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }),
         }
-        Ok(())
     }
 
-    /// Starts the terminated child `id` again.
-    #[handle]
-    async fn restart_child(
-        &mut self,
-        id: String,
-        ctx: &mut Ctx<Self>,
-    ) -> Result<Pid, SupervisorError> {
-        let i = self
-            .index_of(&id)
-            .ok_or_else(|| SupervisorError::NotFound(id.clone()))?;
-        if self.children[i].running.is_some() {
-            return Err(SupervisorError::Running(id));
-        }
-        self.start_child(i, ctx)
-            .await
-            .map_err(SupervisorError::Start)?;
-        Ok(self.children[i]
-            .running
-            .as_ref()
-            .map(|h| h.core().pid())
-            .expect("just started"))
-    }
-
-    #[on_exit]
-    async fn on_exit(&mut self, from: Pid, reason: ExitReason, ctx: &mut Ctx<Self>) {
+    /// `on_exit` of any actor hosting this supervisor. Not public API.
+    #[doc(hidden)]
+    pub async fn __on_exit<S: Actor>(&mut self, from: Pid, reason: ExitReason, ctx: &mut Ctx<S>) {
         let child = self
             .children
             .iter()
@@ -528,9 +729,80 @@ impl Supervisor {
         // Other exits: children that failed to start (already handled) or stale links.
     }
 
-    #[terminate]
-    async fn terminate(&mut self, _reason: &ExitReason, ctx: &mut Ctx<Self>) {
-        let all: Vec<usize> = (0..self.children.len()).collect();
-        self.stop_children(&all, ctx).await;
+    /// `terminate` of any actor hosting this supervisor. Not public API.
+    #[doc(hidden)]
+    pub async fn __terminate<S: Actor>(&mut self, ctx: &mut Ctx<S>) {
+        self.stop_all(ctx).await;
     }
 }
+
+/// Implemented by every type that hosts a [`Supervisor`] (the type itself, and the types made by
+/// `supervisor!`), so they share one `Actor` implementation.
+#[doc(hidden)]
+pub trait HostsSupervisor: Send + 'static {
+    /// The supervisor inside.
+    fn supervisor_mut(&mut self) -> &mut Supervisor;
+}
+
+impl HostsSupervisor for Supervisor {
+    fn supervisor_mut(&mut self) -> &mut Supervisor {
+        self
+    }
+}
+
+/// Implements [`Actor`] for a type that hosts a [`Supervisor`]. Used by `supervisor!`; not public
+/// API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __supervisor_actor {
+    ($ty:ty, $name:expr) => {
+        impl $crate::Actor for $ty {
+            type Msg = $crate::supervisor::SupervisorMsg;
+            const NAME: &'static str = $name;
+            const HAS_INIT: bool = true;
+            const SUPERVISOR: bool = true;
+
+            async fn init(
+                &mut self,
+                ctx: &mut $crate::Ctx<Self>,
+            ) -> ::core::result::Result<(), $crate::ExitReason> {
+                $crate::supervisor::HostsSupervisor::supervisor_mut(self)
+                    .__init(ctx)
+                    .await
+            }
+
+            async fn handle(
+                &mut self,
+                msg: $crate::supervisor::SupervisorMsg,
+                ctx: &mut $crate::Ctx<Self>,
+            ) {
+                $crate::supervisor::HostsSupervisor::supervisor_mut(self)
+                    .__handle(msg, ctx)
+                    .await
+            }
+
+            async fn on_exit(
+                &mut self,
+                from: $crate::Pid,
+                reason: $crate::ExitReason,
+                ctx: &mut $crate::Ctx<Self>,
+            ) {
+                $crate::supervisor::HostsSupervisor::supervisor_mut(self)
+                    .__on_exit(from, reason, ctx)
+                    .await
+            }
+
+            async fn terminate(
+                &mut self,
+                _reason: &$crate::ExitReason,
+                ctx: &mut $crate::Ctx<Self>,
+            ) {
+                $crate::supervisor::HostsSupervisor::supervisor_mut(self)
+                    .__terminate(ctx)
+                    .await
+            }
+        }
+    };
+}
+
+crate::__supervisor_actor!(Supervisor, "Supervisor");
