@@ -72,3 +72,15 @@ fn outside_actor(name: &str, what: &str, input: TokenStream) -> TokenStream {
     out.extend(err.to_compile_error());
     out.into()
 }
+
+/// Declares a supervision tree as a type (see `ergo::supervisor`).
+#[proc_macro]
+pub fn supervisor(input: TokenStream) -> TokenStream {
+    let _ = input;
+    syn::Error::new(
+        proc_macro2::Span::call_site(),
+        "`supervisor!` is not implemented yet",
+    )
+    .to_compile_error()
+    .into()
+}

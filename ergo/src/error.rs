@@ -144,6 +144,9 @@ pub enum Error {
     /// A registration failed.
     #[error(transparent)]
     Register(#[from] RegisterError),
+    /// A supervisor could not start, stop or find a child.
+    #[error(transparent)]
+    Supervisor(#[from] crate::supervisor::SupervisorError),
     /// A cast failed because the process has ended.
     #[error("the process has exited; message dropped")]
     Send,

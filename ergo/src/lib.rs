@@ -74,13 +74,14 @@ pub use crate::pid::Pid;
 
 /// Turns an `impl` block into an actor (see the crate docs); `handle` and the hook attributes
 /// mark its methods and are errors anywhere else.
-pub use ergo_macros::{actor, handle, init, on_down, on_exit, terminate};
+pub use ergo_macros::{actor, handle, init, on_down, on_exit, supervisor, terminate};
 
 /// Everything most programs need: `use ergo::prelude::*;`.
 pub mod prelude {
+    pub use crate::supervisor::{SupervisorApi, SupervisorMsg};
     pub use crate::{
-        actor, handle, Actor, ActorRef, CallError, Ctx, Down, ExitReason, MonitorRef, Node, Pid,
-        SendError, SpawnError, SpawnOptions, TimerRef, TrySendError,
+        actor, handle, supervisor, Actor, ActorRef, CallError, Ctx, Down, ExitReason, MonitorRef,
+        Node, Pid, SendError, SpawnError, SpawnOptions, TimerRef, TrySendError,
     };
 }
 

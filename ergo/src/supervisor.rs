@@ -82,6 +82,9 @@ use crate::exit::ExitReason;
 use crate::mailbox::{ProcHandle, Sys};
 use crate::{Actor, ActorRef, Call, Ctx, Node, Pid, ReplyTo, SpawnError, SpawnOptions};
 
+mod simple;
+pub use simple::{SimpleMsg, SimpleSupervisor};
+
 /// How a supervisor reacts when a child ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -376,11 +379,9 @@ impl<S: Actor<Msg = SupervisorMsg>> SupervisorApi for ActorRef<S> {
 /// it with [`ChildSpec::supervisor`]).
 pub struct Supervisor {
     strategy: Strategy,
-    intensity: u32,
-    period: Duration,
     auto_shutdown: AutoShutdown,
     children: Vec<Child>,
-    restarts: VecDeque<Instant>,
+    restarts: RestartWindow,
     parent: Option<Pid>,
 }
 
@@ -388,8 +389,8 @@ impl fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Supervisor")
             .field("strategy", &self.strategy)
-            .field("intensity", &self.intensity)
-            .field("period", &self.period)
+            .field("intensity", &self.restarts.intensity)
+            .field("period", &self.restarts.period)
             .field("children", &self.children.len())
             .finish()
     }
@@ -401,19 +402,16 @@ impl Supervisor {
     pub fn new(strategy: Strategy) -> Self {
         Supervisor {
             strategy,
-            intensity: 1,
-            period: Duration::from_secs(5),
             auto_shutdown: AutoShutdown::Never,
             children: Vec::new(),
-            restarts: VecDeque::new(),
+            restarts: RestartWindow::new(1, Duration::from_secs(5)),
             parent: None,
         }
     }
 
     /// Allows at most `intensity` restarts within `period`.
     pub fn intensity(mut self, intensity: u32, period: Duration) -> Self {
-        self.intensity = intensity;
-        self.period = period;
+        self.restarts = RestartWindow::new(intensity, period);
         self
     }
 
@@ -461,27 +459,15 @@ impl Supervisor {
     }
 
     async fn stop_child<S: Actor>(&mut self, i: usize, ctx: &mut Ctx<S>) {
-        let Some(handle) = self.children[i].running.take() else {
-            return;
-        };
-        let core = handle.core();
-        ctx.unlink(core.pid());
-        match self.children[i].spec.shutdown {
-            Shutdown::BrutalKill => {
-                core.kill();
-            }
-            Shutdown::Timeout(limit) => {
-                let _ = core.send_sys(Sys::Stop(ExitReason::Shutdown));
-                if tokio::time::timeout(limit, core.wait()).await.is_err() {
-                    tracing::warn!(child = %self.children[i].spec.id, "child did not stop in time; killing it");
-                    core.kill();
-                }
-            }
-            Shutdown::Infinity => {
-                let _ = core.send_sys(Sys::Stop(ExitReason::Shutdown));
-            }
+        if let Some(handle) = self.children[i].running.take() {
+            stop_process(
+                ctx,
+                &handle,
+                self.children[i].spec.shutdown,
+                &self.children[i].spec.id,
+            )
+            .await;
         }
-        core.wait().await;
     }
 
     /// Stops the running children among `indices`, last first.
@@ -496,24 +482,14 @@ impl Supervisor {
         self.stop_children(&all, ctx).await;
     }
 
-    /// Records a restart; `false` when it exceeds the intensity.
     fn allow_restart(&mut self) -> bool {
-        let now = Instant::now();
-        self.restarts.push_back(now);
-        while self
-            .restarts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.period)
-        {
-            self.restarts.pop_front();
-        }
-        self.restarts.len() <= self.intensity as usize
+        self.restarts.allow()
     }
 
     async fn give_up<S: Actor>(&mut self, ctx: &mut Ctx<S>) {
         tracing::error!(
-            intensity = self.intensity,
-            period = ?self.period,
+            intensity = self.restarts.intensity,
+            period = ?self.restarts.period,
             "restart intensity exceeded; supervisor shutting down"
         );
         self.stop_all(ctx).await;
@@ -733,6 +709,66 @@ impl Supervisor {
     #[doc(hidden)]
     pub async fn __terminate<S: Actor>(&mut self, ctx: &mut Ctx<S>) {
         self.stop_all(ctx).await;
+    }
+}
+
+/// Stops one child as its shutdown says: unlink it (so its exit is not taken for a crash), then
+/// kill it, or ask it to stop and wait (killing it after the timeout, if any).
+async fn stop_process<S: Actor>(
+    ctx: &mut Ctx<S>,
+    child: &ProcHandle,
+    shutdown: Shutdown,
+    id: &str,
+) {
+    let core = child.core();
+    ctx.unlink(core.pid());
+    match shutdown {
+        Shutdown::BrutalKill => {
+            core.kill();
+        }
+        Shutdown::Timeout(limit) => {
+            let _ = core.send_sys(Sys::Stop(ExitReason::Shutdown));
+            if tokio::time::timeout(limit, core.wait()).await.is_err() {
+                tracing::warn!(child = %id, "child did not stop in time; killing it");
+                core.kill();
+            }
+        }
+        Shutdown::Infinity => {
+            let _ = core.send_sys(Sys::Stop(ExitReason::Shutdown));
+        }
+    }
+    core.wait().await;
+}
+
+/// Restart intensity: at most `intensity` restarts within a sliding `period`.
+#[derive(Debug)]
+struct RestartWindow {
+    intensity: u32,
+    period: Duration,
+    restarts: VecDeque<Instant>,
+}
+
+impl RestartWindow {
+    fn new(intensity: u32, period: Duration) -> Self {
+        RestartWindow {
+            intensity,
+            period,
+            restarts: VecDeque::new(),
+        }
+    }
+
+    /// Records a restart; `false` when it exceeds the intensity.
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        self.restarts.push_back(now);
+        while self
+            .restarts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.period)
+        {
+            self.restarts.pop_front();
+        }
+        self.restarts.len() <= self.intensity as usize
     }
 }
 
