@@ -144,6 +144,9 @@ pub enum Error {
     /// A registration failed.
     #[error(transparent)]
     Register(#[from] RegisterError),
+    /// An application could not be loaded, started or stopped.
+    #[error(transparent)]
+    App(#[from] crate::app::AppError),
     /// A supervisor could not start, stop or find a child.
     #[error(transparent)]
     Supervisor(#[from] crate::supervisor::SupervisorError),

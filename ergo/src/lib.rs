@@ -53,6 +53,7 @@ extern crate self as ergo;
 
 pub mod actor;
 pub mod actor_ref;
+pub mod app;
 pub mod call;
 pub mod ctx;
 pub mod error;

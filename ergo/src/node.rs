@@ -60,6 +60,9 @@ struct NodeInner {
     processes: DashMap<u64, ProcHandle>,
     names: DashMap<Arc<str>, ProcHandle>,
     shutting_down: AtomicBool,
+    stopped: AtomicBool,
+    stopped_notify: tokio::sync::Notify,
+    apps: crate::app::AppTable,
     runtime: tokio::runtime::Handle,
 }
 
@@ -133,6 +136,9 @@ impl NodeBuilder {
                 processes: DashMap::new(),
                 names: DashMap::new(),
                 shutting_down: AtomicBool::new(false),
+                stopped: AtomicBool::new(false),
+                stopped_notify: tokio::sync::Notify::new(),
+                apps: Default::default(),
                 runtime: tokio::runtime::Handle::current(),
             }),
         })
@@ -439,6 +445,35 @@ impl Node {
                 p.core().wait().await;
             }
         }
+        self.inner.stopped.store(true, Ordering::SeqCst);
+        self.inner.stopped_notify.notify_waiters();
+    }
+
+    /// Whether [`Node::shutdown`] has begun (no process can be spawned any more).
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Waits until a [`Node::shutdown`] (asked for directly, or by a permanent or transient
+    /// application ending) has stopped every process.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn stopped(&self) {
+        loop {
+            let notified = self.inner.stopped_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.inner.stopped.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) fn app_table(&self) -> &crate::app::AppTable {
+        &self.inner.apps
     }
 }
 
