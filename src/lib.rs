@@ -1,1 +1,6 @@
 //! Examples and integration tests of ergo.
+//!
+//! The library part holds what an example and a test share: [`pipeline`], the self-healing
+//! worker pipeline of `examples/pipeline.rs` and `tests/pipeline_heals.rs`.
+
+pub mod pipeline;
