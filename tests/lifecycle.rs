@@ -272,3 +272,66 @@ async fn malformed_node_names_are_rejected() {
     let ok = ergo::Node::builder("plain").start().await.unwrap();
     assert_eq!(ok.name(), "plain@localhost");
 }
+
+struct SlowExit {
+    log: Log,
+}
+
+#[actor]
+impl SlowExit {
+    #[handle]
+    fn crash(&mut self) {
+        panic!("going down");
+    }
+
+    #[handle]
+    fn ping(&self) -> u8 {
+        1
+    }
+
+    #[terminate]
+    async fn terminate(&mut self, reason: &ExitReason) {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("terminate begins {reason}"));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.log.lock().unwrap().push("terminate ends".into());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ending_process_refuses_messages_and_frees_its_name_before_terminate() {
+    let node = node("life-ending").await;
+    let l = log();
+    let a = node.spawn(SlowExit { log: l.clone() }).await.unwrap();
+    node.register("slow", &a).unwrap();
+    a.crash().await.unwrap();
+    eventually("terminate running", || async {
+        entries(&l)
+            .first()
+            .is_some_and(|e| e.starts_with("terminate begins"))
+            .then_some(())
+    })
+    .await;
+    // `terminate` is still running (it sleeps 1 s), yet the process no longer takes work.
+    assert!(
+        node.whereis_pid("slow").is_none(),
+        "the name is free at once"
+    );
+    assert!(!a.is_alive());
+    assert_eq!(a.ping().await, Err(CallError::NoProc));
+    assert!(
+        entries(&l).len() == 1,
+        "terminate has not finished: {:?}",
+        entries(&l)
+    );
+    // A new process may take the name right away.
+    let b = node.spawn(SlowExit { log: log() }).await.unwrap();
+    node.register("slow", &b).unwrap();
+    assert_eq!(
+        within("exit", a.wait()).await,
+        ExitReason::Panic("going down".into())
+    );
+    assert_eq!(entries(&l).last().unwrap(), "terminate ends");
+}

@@ -38,6 +38,11 @@ pub struct Ctx<A: Actor> {
     pub(crate) stop: Option<ExitReason>,
     pub(crate) trap_exit: bool,
     pub(crate) extras: Option<Box<Extras>>,
+    /// System messages still queued when the mailbox closed (answered by `finish`). Boxed: an
+    /// idle process carries 8 bytes for it, not 32.
+    #[allow(clippy::box_collection)]
+    pending: Option<Box<std::collections::VecDeque<Sys>>>,
+    closed: bool,
     finished: bool,
 }
 
@@ -75,6 +80,8 @@ impl<A: Actor> Ctx<A> {
             stop: None,
             trap_exit: false,
             extras: None,
+            pending: None,
+            closed: false,
             finished: false,
         }
     }
@@ -330,23 +337,40 @@ impl<A: Actor> Ctx<A> {
         self.add_timer(task.abort_handle())
     }
 
-    /// Ends the process: records `reason`, releases its name, drops queued messages, and
-    /// notifies links and monitors. Runs once; `Drop` runs it with `Killed` if the task was
-    /// aborted.
-    pub(crate) fn finish(&mut self, reason: ExitReason) {
-        if std::mem::replace(&mut self.finished, true) {
+    /// First half of the end, run as soon as the process knows it will end (before
+    /// `terminate`): records the reason, closes the mailbox (later sends fail at once), releases
+    /// the name, leaves the process table and fails the calls still queued. Runs once.
+    pub(crate) fn close(&mut self, reason: &ExitReason) {
+        if std::mem::replace(&mut self.closed, true) {
             return;
         }
         let mailbox = self.myself.mailbox();
         let core = mailbox.core();
         let me = core.pid();
-        let (name, pending) = core.close(&reason);
+        let (name, pending) = core.close(reason);
         let node = core.node.clone();
         if let Some(name) = name {
             node.release_name(&name, me);
         }
         node.remove_process(me);
         mailbox.drain_dropped();
+        if !pending.is_empty() {
+            self.pending = Some(Box::new(pending));
+        }
+    }
+
+    /// Ends the process: [`Ctx::close`] if not done yet, then stops timers and notifies links
+    /// and monitors (with the reason recorded first). Runs once; `Drop` runs it with `Killed` if
+    /// the task was aborted.
+    pub(crate) fn finish(&mut self, reason: ExitReason) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        self.close(&reason);
+        let core = self.myself.mailbox().core();
+        let me = core.pid();
+        let reason = core.exit_reason().cloned().unwrap_or(reason);
+        let pending = self.pending.take().map(|b| *b).unwrap_or_default();
         let extras = self.extras.take().map(|b| *b).unwrap_or_default();
         for t in &extras.timers {
             t.abort();

@@ -182,11 +182,16 @@ impl Core {
     /// release) and whatever was still queued on the lane.
     pub(crate) fn close(&self, reason: &ExitReason) -> (Option<Arc<str>>, VecDeque<Sys>) {
         let _ = self.exit.set(reason.clone());
-        let mut lane = self.sys.lock();
-        lane.closed = true;
-        self.state.store(CLOSED, Ordering::SeqCst);
-        self.has_sys.store(false, Ordering::Relaxed);
-        (lane.name.take(), std::mem::take(&mut lane.queue))
+        let closed = {
+            let mut lane = self.sys.lock();
+            lane.closed = true;
+            self.state.store(CLOSED, Ordering::SeqCst);
+            self.has_sys.store(false, Ordering::Relaxed);
+            (lane.name.take(), std::mem::take(&mut lane.queue))
+        };
+        // Callers whose reply slot was dropped wait for the reason (`wait_reason`).
+        self.exited.notify_waiters();
+        closed
     }
 
     /// Wakes everyone waiting for this process to end. Called once the exit is fully processed
@@ -220,13 +225,6 @@ impl Core {
             }
         }
         queued
-    }
-
-    /// Records why the process is ending as soon as that is known (before `terminate` runs),
-    /// so callers whose reply slot was dropped learn it at once.
-    pub(crate) fn record_exit_reason(&self, reason: &ExitReason) {
-        let _ = self.exit.set(reason.clone());
-        self.exited.notify_waiters();
     }
 
     /// Waits until the exit reason is recorded (not for the exit to be fully processed).

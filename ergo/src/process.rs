@@ -57,7 +57,9 @@ pub(crate) async fn run<A: Actor>(mut actor: A, mut ctx: Ctx<A>, init_tx: Option
         Ok(outcome) => outcome,
         Err(payload) => (ExitReason::Panic(panic_message(&*payload)), true),
     };
-    ctx.myself().mailbox().core().record_exit_reason(&reason);
+    // From here on the process is ending: new messages are refused, its name is free, and
+    // callers waiting on it learn the reason while `terminate` still runs.
+    ctx.close(&reason);
     if terminate {
         let hook = AssertUnwindSafe(Box::pin(actor.terminate(&reason, &mut ctx)))
             .catch_unwind()
