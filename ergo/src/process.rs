@@ -79,23 +79,22 @@ pub(crate) async fn run<A: Actor>(mut actor: A, mut ctx: Ctx<A>, init_tx: Option
 async fn serve<A: Actor>(actor: &mut A, ctx: &mut Ctx<A>) -> (ExitReason, bool) {
     let mailbox = ctx.myself().mailbox().clone();
     loop {
-        if mailbox.core().has_sys() {
-            while let Some(msg) = mailbox.core().pop_sys() {
-                match Box::pin(system(actor, ctx, msg)).await {
-                    Flow::Continue => {}
-                    Flow::Exit(reason) => return (reason, true),
-                    Flow::Kill => return (ExitReason::Killed, false),
-                }
-                if let Some(reason) = ctx.stop.take() {
-                    return (reason, true);
-                }
-            }
+        if let Some(end) = serve_system(actor, ctx, &mailbox).await {
+            return end;
         }
         let mut handled = 0;
         while let Some(msg) = mailbox.pop() {
+            // Checked after the pop, not before: a system message that arrived before this
+            // message was sent (say, the exit signal it follows from) is served first.
+            if mailbox.core().has_sys() {
+                if let Some(end) = serve_system(actor, ctx, &mailbox).await {
+                    // Dropping `msg` fails its call, if it is one, with the exit reason.
+                    return end;
+                }
+            }
             handled += 1;
             actor.handle(msg, ctx).await;
-            if ctx.stop.is_some() || handled == BATCH || mailbox.core().has_sys() {
+            if ctx.stop.is_some() || handled == BATCH {
                 break;
             }
         }
@@ -108,6 +107,28 @@ async fn serve<A: Actor>(actor: &mut A, ctx: &mut Ctx<A>) -> (ExitReason, bool) 
             std::future::poll_fn(|cx| mailbox.poll_ready(cx)).await;
         }
     }
+}
+
+/// Serves the whole system lane; returns the end of the process if a message ends it.
+async fn serve_system<A: Actor>(
+    actor: &mut A,
+    ctx: &mut Ctx<A>,
+    mailbox: &crate::mailbox::Mailbox<A>,
+) -> Option<(ExitReason, bool)> {
+    if !mailbox.core().has_sys() {
+        return None;
+    }
+    while let Some(msg) = mailbox.core().pop_sys() {
+        match Box::pin(system(actor, ctx, msg)).await {
+            Flow::Continue => {}
+            Flow::Exit(reason) => return Some((reason, true)),
+            Flow::Kill => return Some((ExitReason::Killed, false)),
+        }
+        if let Some(reason) = ctx.stop.take() {
+            return Some((reason, true));
+        }
+    }
+    None
 }
 
 async fn system<A: Actor>(actor: &mut A, ctx: &mut Ctx<A>, msg: Sys) -> Flow {
