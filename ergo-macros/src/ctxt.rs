@@ -21,6 +21,17 @@ impl Ctxt {
         self.errors.push(err);
     }
 
+    /// Adds another context's errors after this one's (errors collected apart, reported in
+    /// source order).
+    pub(crate) fn append(&mut self, other: Ctxt) {
+        self.errors.extend(other.errors);
+    }
+
+    /// How many errors were recorded so far (to tell whether a part added any).
+    pub(crate) fn error_count(&self) -> usize {
+        self.errors.len()
+    }
+
     /// All errors as `compile_error!` invocations.
     pub(crate) fn into_compile_errors(self) -> proc_macro2::TokenStream {
         self.errors

@@ -1,4 +1,4 @@
-//! Compile-fail and pass cases of `#[actor]`, run with trybuild.
+//! Compile-fail and pass cases of `#[actor]` and `supervisor!`, run with trybuild.
 //!
 //! Regenerate the expected output with `TRYBUILD=overwrite cargo test -p ui-tests` and read the
 //! diff: every message must be one a user understands.

@@ -1,0 +1,21 @@
+// A duration needs a unit.
+use ergo::prelude::*;
+
+#[derive(Default)]
+struct Worker;
+
+#[actor]
+impl Worker {
+    #[handle]
+    fn ping(&self) {}
+}
+
+supervisor! {
+    pub AppSup: one_for_one, period = 5 {
+        worker: Worker::default() => permanent,
+    }
+}
+
+fn main() {
+    let _ = AppSup::new();
+}

@@ -1,0 +1,21 @@
+// `name: ..` after a child reads as the start of another child; options are written `key = ..`.
+use ergo::prelude::*;
+
+#[derive(Default)]
+struct Worker;
+
+#[actor]
+impl Worker {
+    #[handle]
+    fn ping(&self) {}
+}
+
+supervisor! {
+    pub AppSup: one_for_one {
+        worker: Worker::default() => permanent, name: "worker",
+    }
+}
+
+fn main() {
+    let _ = AppSup::new();
+}
