@@ -46,7 +46,9 @@
 //! - [`mod@ctx`]: what a handler can do: links, monitors, timers, spawning;
 //! - [`mod@call`]: request/reply and timeouts;
 //! - [`mod@mailbox`]: lanes, ordering and capacity;
-//! - [`mod@exit`]: exit reasons, exit signals and down notices.
+//! - [`mod@exit`]: exit reasons, exit signals and down notices;
+//! - [`mod@supervisor`]: supervisors, `supervisor!` trees, `SimpleSupervisor`;
+//! - [`mod@app`]: applications with dependencies and modes.
 
 #[allow(unused_extern_crates)]
 extern crate self as ergo;

@@ -27,6 +27,38 @@
 //! kill it if it has not ended in time; 5 s by default for workers), `BrutalKill`, or `Infinity`
 //! (the default for child supervisors).
 //!
+//! # Declaring trees with `supervisor!`
+//!
+//! [`supervisor!`](macro@crate::supervisor) declares a tree as a type that can be spawned or
+//! nested in another tree (see the macro's docs for the whole grammar):
+//!
+//! ```
+//! # #[tokio::main] async fn main() -> Result<(), ergo::Error> {
+//! use ergo::prelude::*;
+//!
+//! #[derive(Default)]
+//! struct Cache { hits: u64 }
+//!
+//! #[actor]
+//! impl Cache {
+//!     #[handle]
+//!     fn hit(&mut self) -> u64 { self.hits += 1; self.hits }
+//! }
+//!
+//! supervisor! {
+//!     /// The cache tree: restarts the cache up to 3 times in 5 s.
+//!     pub CacheSup: one_for_one, intensity = 3, period = 5s {
+//!         cache: Cache::default() => permanent, name = "cache",
+//!     }
+//! }
+//!
+//! let node = Node::builder("sup-macro-doc@localhost").start().await?;
+//! let sup = node.spawn(CacheSup::new()).await?;
+//! assert_eq!(sup.which_children().await?[0].id, "cache");
+//! assert_eq!(node.whereis::<Cache>("cache").unwrap().hit().await?, 1);
+//! # Ok(()) }
+//! ```
+//!
 //! # Examples
 //!
 //! ```
@@ -409,7 +441,8 @@ impl Supervisor {
         }
     }
 
-    /// Allows at most `intensity` restarts within `period`.
+    /// Allows at most `intensity` restarts within `period`. A zero `period` is taken as 1 ms
+    /// (a window of no length would allow any number of restarts).
     pub fn intensity(mut self, intensity: u32, period: Duration) -> Self {
         self.restarts = RestartWindow::new(intensity, period);
         self
@@ -752,7 +785,7 @@ impl RestartWindow {
     fn new(intensity: u32, period: Duration) -> Self {
         RestartWindow {
             intensity,
-            period,
+            period: period.max(Duration::from_millis(1)),
             restarts: VecDeque::new(),
         }
     }
