@@ -140,6 +140,25 @@ pub enum Restart {
     Temporary,
 }
 
+impl Restart {
+    /// Whether a child of this restart type is restarted after ending with `reason`.
+    ///
+    /// ```
+    /// use ergo::supervisor::Restart;
+    /// use ergo::ExitReason;
+    /// assert!(Restart::Transient.restarts_after(&ExitReason::Panic("x".into())));
+    /// assert!(!Restart::Transient.restarts_after(&ExitReason::Shutdown));
+    /// assert!(!Restart::Temporary.restarts_after(&ExitReason::Killed));
+    /// ```
+    pub fn restarts_after(self, reason: &ExitReason) -> bool {
+        match self {
+            Restart::Permanent => true,
+            Restart::Transient => !reason.is_normal(),
+            Restart::Temporary => false,
+        }
+    }
+}
+
 /// How a child is stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shutdown {
@@ -565,12 +584,7 @@ impl Supervisor {
 
     async fn child_exited<S: Actor>(&mut self, i: usize, reason: ExitReason, ctx: &mut Ctx<S>) {
         self.children[i].running = None;
-        let restart = match self.children[i].spec.restart {
-            Restart::Permanent => true,
-            Restart::Transient => !reason.is_normal(),
-            Restart::Temporary => false,
-        };
-        if !restart {
+        if !self.children[i].spec.restart.restarts_after(&reason) {
             if self.auto_shutdown_due(i) {
                 tracing::info!(child = %self.children[i].spec.id, "significant child ended; supervisor shutting down");
                 self.stop_all(ctx).await;

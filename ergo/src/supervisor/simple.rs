@@ -112,12 +112,7 @@ impl<A: Actor, T: Clone + Send + 'static> SimpleSupervisor<A, T> {
 
     async fn child_exited(&mut self, i: usize, reason: ExitReason, ctx: &mut Ctx<Self>) {
         let (_, args) = self.children.remove(i);
-        let restart = match self.restart {
-            Restart::Permanent => true,
-            Restart::Transient => !reason.is_normal(),
-            Restart::Temporary => false,
-        };
-        if !restart {
+        if !self.restart.restarts_after(&reason) {
             return;
         }
         loop {
