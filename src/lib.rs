@@ -3,4 +3,5 @@
 //! The library part holds what an example and a test share: [`pipeline`], the self-healing
 //! worker pipeline of `examples/pipeline.rs` and `tests/pipeline_heals.rs`.
 
+pub mod chat;
 pub mod pipeline;

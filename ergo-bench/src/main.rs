@@ -16,10 +16,16 @@
 //! - `spawn`: 100 000 idle actors spawned from one task, with resident memory per actor;
 //! - `ring`: 1 000 actors in a ring pass a token 1 000 000 hops;
 //! - `restart`: a child under a one_for_one supervisor is crashed 20 000 times, one at a time;
-//!   p50 and p99 are the time from asking it to crash to its replacement's first reply.
+//!   p50 and p99 are the time from asking it to crash to its replacement's first reply;
+//! - `publish_local`: one producer publishes 20 000 events to 100 local subscribers (2 M
+//!   deliveries), timed until every subscriber has every event, in order;
+//! - `pool_call`: 8 caller tasks make 200 000 calls (25 000 each, sequential per caller) through a
+//!   round-robin pool of 4 workers; `least_busy_rate` is the same with least-busy routing.
 //!
 //! Each has a `tokio_…` baseline built from tokio tasks and unbounded mpsc channels (for
-//! `restart`: a supervising task that respawns a panicked task and publishes its sender), and a
+//! `restart`: a supervising task that respawns a panicked task and publishes its sender; for
+//! `publish_local`: one channel per subscriber, the producer sending a copy to each; for
+//! `pool_call`: 4 server tasks chosen round-robin, replies by oneshot), and a
 //! `ratio_vs_tokio` line (ergo's rate divided by tokio's). A `WORKLOAD` argument keeps the
 //! workloads whose name, or whose baseline's name, contains it.
 
@@ -31,6 +37,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
+use ergo::events::{Event, EventOptions};
+use ergo::pool::{Pool, Routing};
 use ergo::prelude::*;
 use ergo::supervisor::{ChildSpec, Strategy, Supervisor, SupervisorApi};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -41,7 +49,7 @@ type BenchResult<T> = Result<T, String>;
 
 /// The workloads, in the order they run. `spawn` runs first so its memory figures are taken
 /// before other workloads have grown (and freed) the heap.
-const WORKLOADS: [&str; 7] = [
+const WORKLOADS: [&str; 9] = [
     "spawn",
     "tell_p1",
     "tell_p2",
@@ -49,6 +57,8 @@ const WORKLOADS: [&str; 7] = [
     "ask_roundtrip",
     "ring",
     "restart",
+    "publish_local",
+    "pool_call",
 ];
 
 /// Actors in the ring (not scaled by `--quick`).
@@ -184,6 +194,8 @@ async fn run_all(cfg: &Config) -> BenchResult<()> {
             "ask_roundtrip" => ask_workload(cfg).await?,
             "ring" => ring_workload(cfg).await?,
             "restart" => restart_workload(cfg).await?,
+            "publish_local" => publish_workload(cfg).await?,
+            "pool_call" => pool_workload(cfg).await?,
             _ => unreachable!("every workload has a runner"),
         }
     }
@@ -1200,6 +1212,311 @@ async fn tokio_restart(restarts: u64) -> BenchResult<Sample> {
         elapsed,
         ops: restarts,
         latency: Some(percentiles(latencies)),
+        rss_per_op: None,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// publish_local
+// ---------------------------------------------------------------------------------------------
+
+/// Subscribers of the publish workload.
+const SUBSCRIBERS: usize = 100;
+
+/// The event of the publish workload.
+const TICKS: Event<u64> = Event::new("ticks");
+
+/// Receives the events of the publish workload and checks that they arrive in order.
+struct EventSink {
+    received: u64,
+    expected: u64,
+    out_of_order: u64,
+    done: Option<oneshot::Sender<()>>,
+}
+
+#[actor]
+impl EventSink {
+    /// Event `seq`.
+    #[handle]
+    fn tick(&mut self, seq: u64) {
+        if seq != self.received {
+            self.out_of_order += 1;
+        }
+        self.received += 1;
+        if self.received == self.expected {
+            if let Some(done) = self.done.take() {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Events received, and how many of them arrived out of order.
+    #[handle]
+    fn tally(&self) -> (u64, u64) {
+        (self.received, self.out_of_order)
+    }
+}
+
+async fn publish_workload(cfg: &Config) -> BenchResult<()> {
+    let events = cfg.count(20_000);
+    let ergo = best_of(cfg.reps, |rep| ergo_publish(rep, events)).await?;
+    let tokio = best_of(cfg.reps, |_| tokio_publish(events)).await?;
+    report("publish_local", "events/s", &ergo, &tokio);
+    Ok(())
+}
+
+async fn ergo_publish(rep: usize, events: u64) -> BenchResult<Sample> {
+    let node = new_node("publish_local", rep).await?;
+    let owner = node.spawn(Idle).await.map_err(|e| e.to_string())?;
+    let token = node
+        .register_event(&TICKS, owner.pid(), EventOptions::new())
+        .map_err(|e| format!("register: {e}"))?;
+    let mut sinks = Vec::with_capacity(SUBSCRIBERS);
+    let mut dones = Vec::with_capacity(SUBSCRIBERS);
+    for _ in 0..SUBSCRIBERS {
+        let (tx, rx) = oneshot::channel();
+        let sink = EventSink {
+            received: 0,
+            expected: events,
+            out_of_order: 0,
+            done: Some(tx),
+        };
+        let sink = node.spawn(sink).await.map_err(|e| e.to_string())?;
+        node.link_event(&TICKS, &sink, |seq| EventSinkMsg::Tick { seq })
+            .map_err(|e| format!("subscribe: {e}"))?;
+        sinks.push(sink);
+        dones.push(rx);
+    }
+
+    let start = Instant::now();
+    let publisher = token.clone();
+    let producer = tokio::spawn(async move {
+        for seq in 0..events {
+            let queued = publisher
+                .publish(seq)
+                .map_err(|e| format!("publish {seq}: {e}"))?;
+            if queued != SUBSCRIBERS {
+                return Err(format!("publish {seq} reached {queued} subscribers"));
+            }
+        }
+        Ok(())
+    });
+    for done in dones {
+        done.await
+            .map_err(|_| "a subscriber ended before receiving everything".to_owned())?;
+    }
+    let elapsed = start.elapsed();
+
+    join(producer).await?;
+    check("events dropped", token.dropped(), 0)?;
+    for sink in &sinks {
+        let tally = sink.tally().await.map_err(|e| e.to_string())?;
+        check(
+            format_args!("{sink:?} (received, out of order)"),
+            tally,
+            (events, 0),
+        )?;
+    }
+    token.unregister();
+    owner.stop(ExitReason::Normal);
+    check(
+        "exit reason of the owner",
+        owner.wait().await,
+        ExitReason::Normal,
+    )?;
+    stop_all(&node, &sinks).await?;
+    Ok(Sample {
+        elapsed,
+        ops: events * SUBSCRIBERS as u64,
+        latency: None,
+        rss_per_op: None,
+    })
+}
+
+async fn tokio_publish(events: u64) -> BenchResult<Sample> {
+    let mut senders = Vec::with_capacity(SUBSCRIBERS);
+    let mut consumers = Vec::with_capacity(SUBSCRIBERS);
+    for _ in 0..SUBSCRIBERS {
+        let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
+        senders.push(tx);
+        consumers.push(tokio::spawn(async move {
+            let (mut received, mut out_of_order) = (0u64, 0u64);
+            while received < events {
+                let seq = rx.recv().await.ok_or("channel closed early")?;
+                if seq != received {
+                    out_of_order += 1;
+                }
+                received += 1;
+            }
+            Ok((received, out_of_order))
+        }));
+    }
+
+    let start = Instant::now();
+    let producer = tokio::spawn(async move {
+        for seq in 0..events {
+            for tx in &senders {
+                tx.send(seq)
+                    .map_err(|_| format!("send {seq}: consumer ended"))?;
+            }
+        }
+        Ok(())
+    });
+    let mut tallies = Vec::with_capacity(SUBSCRIBERS);
+    for consumer in consumers {
+        tallies.push(join(consumer).await?);
+    }
+    let elapsed = start.elapsed();
+
+    join(producer).await?;
+    for tally in tallies {
+        check(
+            "tokio subscriber (received, out of order)",
+            tally,
+            (events, 0),
+        )?;
+    }
+    Ok(Sample {
+        elapsed,
+        ops: events * SUBSCRIBERS as u64,
+        latency: None,
+        rss_per_op: None,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// pool_call
+// ---------------------------------------------------------------------------------------------
+
+/// Workers in the pool.
+const POOL_SIZE: usize = 4;
+
+/// Tasks calling through the pool at once.
+const CALLERS: u64 = 8;
+
+async fn pool_workload(cfg: &Config) -> BenchResult<()> {
+    let calls = cfg.count(200_000) / CALLERS * CALLERS;
+    let ergo = best_of(cfg.reps, |rep| ergo_pool(rep, calls, Routing::RoundRobin)).await?;
+    let least_busy = best_of(cfg.reps, |rep| {
+        ergo_pool(rep + cfg.reps, calls, Routing::LeastBusy)
+    })
+    .await?;
+    let tokio = best_of(cfg.reps, |_| tokio_pool(calls)).await?;
+    report("pool_call", "calls/s", &ergo, &tokio);
+    line(
+        "pool_call",
+        "least_busy_rate",
+        format!("{:.0}", least_busy.rate()),
+        "calls/s",
+    );
+    Ok(())
+}
+
+async fn ergo_pool(rep: usize, calls: u64, routing: Routing) -> BenchResult<Sample> {
+    let node = new_node("pool_call", rep).await?;
+    let pool = Pool::spawn(&node, POOL_SIZE, routing, || Echo { calls: 0 })
+        .await
+        .map_err(|e| format!("pool start: {e}"))?;
+    let per_caller = calls / CALLERS;
+    let start = Instant::now();
+    let mut callers = Vec::new();
+    for c in 0..CALLERS {
+        let pool = pool.clone();
+        callers.push(tokio::spawn(async move {
+            for i in 0..per_caller {
+                let x = c * per_caller + i;
+                let reply = pool
+                    .call(|w| w.echo(x))
+                    .await
+                    .map_err(|e| format!("call {x}: {e}"))?;
+                check(format_args!("reply to call {x}"), reply, x + 1)?;
+            }
+            Ok(())
+        }));
+    }
+    for caller in callers {
+        join(caller).await?;
+    }
+    let elapsed = start.elapsed();
+
+    let workers = pool.workers();
+    check("workers in the pool", workers.len(), POOL_SIZE)?;
+    let mut answered = 0;
+    for w in &workers {
+        let n = w.calls().await.map_err(|e| e.to_string())?;
+        if routing == Routing::RoundRobin {
+            check(
+                format_args!("calls answered by {w:?}"),
+                n,
+                calls / POOL_SIZE as u64,
+            )?;
+        }
+        answered += n;
+    }
+    check("calls answered", answered, calls)?;
+    check("workers replaced", pool.replaced(), 0)?;
+    pool.shutdown().await;
+    check("processes left on the node", node.process_count(), 0)?;
+    Ok(Sample {
+        elapsed,
+        ops: calls,
+        latency: None,
+        rss_per_op: None,
+    })
+}
+
+async fn tokio_pool(calls: u64) -> BenchResult<Sample> {
+    let mut servers = Vec::with_capacity(POOL_SIZE);
+    let mut senders = Vec::with_capacity(POOL_SIZE);
+    for _ in 0..POOL_SIZE {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(u64, oneshot::Sender<u64>)>();
+        senders.push(tx);
+        servers.push(tokio::spawn(async move {
+            let mut answered = 0u64;
+            while let Some((x, reply)) = rx.recv().await {
+                answered += 1;
+                let _ = reply.send(x + 1);
+            }
+            Ok(answered)
+        }));
+    }
+    let senders = Arc::new(senders);
+    let next = Arc::new(AtomicU64::new(0));
+    let per_caller = calls / CALLERS;
+    let start = Instant::now();
+    let mut callers = Vec::new();
+    for c in 0..CALLERS {
+        let (senders, next) = (senders.clone(), next.clone());
+        callers.push(tokio::spawn(async move {
+            for i in 0..per_caller {
+                let x = c * per_caller + i;
+                let k = next.fetch_add(1, Ordering::Relaxed) as usize % senders.len();
+                let (reply_tx, reply_rx) = oneshot::channel();
+                senders[k]
+                    .send((x, reply_tx))
+                    .map_err(|_| format!("request {x}: server ended"))?;
+                let reply = reply_rx
+                    .await
+                    .map_err(|_| format!("request {x}: no reply"))?;
+                check(format_args!("reply to request {x}"), reply, x + 1)?;
+            }
+            Ok(())
+        }));
+    }
+    for caller in callers {
+        join(caller).await?;
+    }
+    let elapsed = start.elapsed();
+    drop(senders);
+    let mut answered = 0;
+    for server in servers {
+        answered += join(server).await?;
+    }
+    check("requests answered", answered, calls)?;
+    Ok(Sample {
+        elapsed,
+        ops: calls,
+        latency: None,
         rss_per_op: None,
     })
 }

@@ -150,6 +150,19 @@ pub enum Error {
     /// A supervisor could not start, stop or find a child.
     #[error(transparent)]
     Supervisor(#[from] crate::supervisor::SupervisorError),
+    /// An event could not be registered.
+    #[error(transparent)]
+    RegisterEvent(#[from] crate::events::RegisterEventError),
+    /// A subscription failed.
+    #[error(transparent)]
+    Subscribe(#[from] crate::events::SubscribeError),
+    /// A publish failed because the event is not registered.
+    #[error("the event is not registered; value dropped")]
+    Publish,
+    /// A meta process (socket) could not start.
+    #[cfg(feature = "meta")]
+    #[error(transparent)]
+    Meta(#[from] crate::meta::StartError),
     /// A cast failed because the process has ended.
     #[error("the process has exited; message dropped")]
     Send,
@@ -161,6 +174,12 @@ pub enum Error {
 impl<M> From<SendError<M>> for Error {
     fn from(_: SendError<M>) -> Self {
         Error::Send
+    }
+}
+
+impl<T> From<crate::events::PublishError<T>> for Error {
+    fn from(_: crate::events::PublishError<T>) -> Self {
+        Error::Publish
     }
 }
 

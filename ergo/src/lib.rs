@@ -59,10 +59,14 @@ pub mod app;
 pub mod call;
 pub mod ctx;
 pub mod error;
+pub mod events;
 pub mod exit;
 pub mod mailbox;
+#[cfg(feature = "meta")]
+pub mod meta;
 pub mod node;
 pub mod pid;
+pub mod pool;
 mod process;
 pub mod supervisor;
 

@@ -63,6 +63,7 @@ struct NodeInner {
     stopped: AtomicBool,
     stopped_notify: tokio::sync::Notify,
     apps: crate::app::AppTable,
+    events: crate::events::EventTable,
     runtime: tokio::runtime::Handle,
 }
 
@@ -139,6 +140,7 @@ impl NodeBuilder {
                 stopped: AtomicBool::new(false),
                 stopped_notify: tokio::sync::Notify::new(),
                 apps: Default::default(),
+                events: Default::default(),
                 runtime: tokio::runtime::Handle::current(),
             }),
         })
@@ -474,6 +476,10 @@ impl Node {
 
     pub(crate) fn app_table(&self) -> &crate::app::AppTable {
         &self.inner.apps
+    }
+
+    pub(crate) fn event_table(&self) -> &crate::events::EventTable {
+        &self.inner.events
     }
 }
 
