@@ -64,6 +64,8 @@ pub mod exit;
 pub mod mailbox;
 #[cfg(feature = "meta")]
 pub mod meta;
+#[cfg(feature = "net")]
+pub mod net;
 pub mod node;
 pub mod pid;
 pub mod pool;
