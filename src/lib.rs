@@ -4,4 +4,5 @@
 //! worker pipeline of `examples/pipeline.rs` and `tests/pipeline_heals.rs`.
 
 pub mod chat;
+pub mod http_counter;
 pub mod pipeline;

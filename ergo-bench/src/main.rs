@@ -20,12 +20,18 @@
 //! - `publish_local`: one producer publishes 20 000 events to 100 local subscribers (2 M
 //!   deliveries), timed until every subscriber has every event, in order;
 //! - `pool_call`: 8 caller tasks make 200 000 calls (25 000 each, sequential per caller) through a
-//!   round-robin pool of 4 workers; `least_busy_rate` is the same with least-busy routing.
+//!   round-robin pool of 4 workers; `least_busy_rate` is the same with least-busy routing;
+//! - `tcp_echo_c1`, `tcp_echo_c50`: 1 (or 50) client connections send 50 000 (200 000) lines in
+//!   all to a `TcpServer` whose connection actors echo them, one round trip at a time per
+//!   connection, with p50 and p99 round-trip latency; baseline: a plain tokio echo server;
+//! - `http_rps`: 16 keep-alive clients make 100 000 `GET` requests in all to an `HttpServer`
+//!   route served by one actor; baseline: a plain axum handler (same router and hyper).
 //!
 //! Each has a `tokio_…` baseline built from tokio tasks and unbounded mpsc channels (for
 //! `restart`: a supervising task that respawns a panicked task and publishes its sender; for
 //! `publish_local`: one channel per subscriber, the producer sending a copy to each; for
-//! `pool_call`: 4 server tasks chosen round-robin, replies by oneshot), and a
+//! `pool_call`: 4 server tasks chosen round-robin, replies by oneshot; for the network
+//! workloads: plain tokio and plain axum servers), and a
 //! `ratio_vs_tokio` line (ergo's rate divided by tokio's). A `WORKLOAD` argument keeps the
 //! workloads whose name, or whose baseline's name, contains it.
 
@@ -44,12 +50,14 @@ use ergo::supervisor::{ChildSpec, Strategy, Supervisor, SupervisorApi};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
+mod net;
+
 /// A failed check or a runtime error; ends the run with a non-zero status.
 type BenchResult<T> = Result<T, String>;
 
 /// The workloads, in the order they run. `spawn` runs first so its memory figures are taken
 /// before other workloads have grown (and freed) the heap.
-const WORKLOADS: [&str; 9] = [
+const WORKLOADS: [&str; 12] = [
     "spawn",
     "tell_p1",
     "tell_p2",
@@ -59,6 +67,9 @@ const WORKLOADS: [&str; 9] = [
     "restart",
     "publish_local",
     "pool_call",
+    "tcp_echo_c1",
+    "tcp_echo_c50",
+    "http_rps",
 ];
 
 /// Actors in the ring (not scaled by `--quick`).
@@ -196,6 +207,9 @@ async fn run_all(cfg: &Config) -> BenchResult<()> {
             "restart" => restart_workload(cfg).await?,
             "publish_local" => publish_workload(cfg).await?,
             "pool_call" => pool_workload(cfg).await?,
+            "tcp_echo_c1" => net::tcp_echo_workload(cfg, workload, 1, cfg.count(50_000)).await?,
+            "tcp_echo_c50" => net::tcp_echo_workload(cfg, workload, 50, cfg.count(200_000)).await?,
+            "http_rps" => net::http_rps_workload(cfg, cfg.count(100_000)).await?,
             _ => unreachable!("every workload has a runner"),
         }
     }

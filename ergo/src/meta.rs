@@ -11,6 +11,9 @@
 //!   [`tcp::Backoff`] when asked.
 //! - [`udp::Udp`] binds a UDP socket; datagrams arrive as [`udp::UdpEvent`]s and the actor sends
 //!   through a [`udp::UdpHandle`].
+//! - `http` (feature `http`) serves HTTP routes from actors or pools (504 on timeout, 500 on a
+//!   crash, 503 on a full mailbox, 413 past the body limit) and turns each WebSocket connection
+//!   into an actor with the same event/handle shape as TCP.
 //!
 //! # Events reach an `#[actor]`
 //!
@@ -47,6 +50,8 @@ use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec, LinesCodec, Line
 
 use crate::SpawnError;
 
+#[cfg(feature = "http")]
+pub mod http;
 pub mod tcp;
 pub mod udp;
 
