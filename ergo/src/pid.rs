@@ -77,7 +77,8 @@ impl NodeAtom {
 /// The identifier of one process: node, number on that node, and the node's creation.
 ///
 /// `Pid` is `Copy` (16 bytes), printable as `<node.id.creation>`, and totally ordered (by node
-/// name, then number, then creation).
+/// name, then number, then creation). It serializes (serde) as `{ node, id, creation }` with the
+/// node's name, so it names the same process wherever it is decoded.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Pid {
     node: NodeAtom,
@@ -135,6 +136,45 @@ impl fmt::Display for Pid {
     }
 }
 
+/// On the wire a pid is its node's name, its id and its creation, so it means the same process
+/// on every node that decodes it (node names are interned again on arrival).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename = "Pid")]
+struct WirePid<'a> {
+    #[serde(borrow)]
+    node: std::borrow::Cow<'a, str>,
+    id: u64,
+    creation: u32,
+}
+
+impl serde::Serialize for Pid {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        WirePid {
+            node: std::borrow::Cow::Owned(self.node.name().to_string()),
+            id: self.id,
+            creation: self.creation,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Pid {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = WirePid::deserialize(deserializer)?;
+        if wire.node.is_empty() || !wire.node.contains('@') {
+            return Err(serde::de::Error::custom(format_args!(
+                "a pid's node must look like `name@host`, found `{}`",
+                wire.node
+            )));
+        }
+        Ok(Pid::new(
+            NodeAtom::intern(&wire.node),
+            wire.id,
+            wire.creation,
+        ))
+    }
+}
+
 impl fmt::Debug for Pid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
@@ -149,6 +189,62 @@ mod tests {
     fn interning_returns_the_same_atom_for_the_same_name() {
         assert!(NodeAtom::intern("a@h") == NodeAtom::intern("a@h"));
         assert!(NodeAtom::intern("a@h") != NodeAtom::intern("b@h"));
+    }
+
+    #[test]
+    fn pids_survive_a_cbor_round_trip_with_their_node_name() {
+        let pid = Pid::new(NodeAtom::intern("wire-a@h"), 42, 7);
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&pid, &mut bytes).unwrap();
+        let back: Pid = ciborium::from_reader(bytes.as_slice()).unwrap();
+        assert_eq!(back, pid);
+        assert_eq!(back.to_string(), "<wire-a@h.42.7>");
+    }
+
+    #[test]
+    fn a_decoded_pid_of_an_unknown_node_is_interned() {
+        #[derive(serde::Serialize)]
+        struct Foreign<'a> {
+            node: &'a str,
+            id: u64,
+            creation: u32,
+        }
+        let mut bytes = Vec::new();
+        let foreign = Foreign {
+            node: "never-seen-before@far",
+            id: 3,
+            creation: 9,
+        };
+        ciborium::into_writer(&foreign, &mut bytes).unwrap();
+        let pid: Pid = ciborium::from_reader(bytes.as_slice()).unwrap();
+        assert_eq!(&*pid.node_name(), "never-seen-before@far");
+        assert_eq!((pid.id(), pid.creation()), (3, 9));
+        assert_eq!(
+            pid,
+            Pid::new(NodeAtom::intern("never-seen-before@far"), 3, 9)
+        );
+    }
+
+    #[test]
+    fn a_pid_with_a_malformed_node_name_is_a_decode_error() {
+        #[derive(serde::Serialize)]
+        struct Foreign<'a> {
+            node: &'a str,
+            id: u64,
+            creation: u32,
+        }
+        let mut bytes = Vec::new();
+        ciborium::into_writer(
+            &Foreign {
+                node: "",
+                id: 1,
+                creation: 1,
+            },
+            &mut bytes,
+        )
+        .unwrap();
+        let err = ciborium::from_reader::<Pid, _>(bytes.as_slice()).unwrap_err();
+        assert!(err.to_string().contains("name@host"), "{err}");
     }
 
     #[test]
