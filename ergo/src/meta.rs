@@ -283,6 +283,32 @@ fn length_err(e: io::Error) -> CloseReason {
     }
 }
 
+/// Closes a connection (or a client) once, remembering why.
+#[derive(Debug)]
+pub(crate) struct Closer {
+    pub(crate) token: tokio_util::sync::CancellationToken,
+    reason: parking_lot::Mutex<Option<CloseReason>>,
+}
+
+impl Closer {
+    pub(crate) fn new(token: tokio_util::sync::CancellationToken) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Closer {
+            token,
+            reason: parking_lot::Mutex::new(None),
+        })
+    }
+
+    /// Closes with `reason` unless already closed (the first reason wins).
+    pub(crate) fn close(&self, reason: CloseReason) {
+        self.reason.lock().get_or_insert(reason);
+        self.token.cancel();
+    }
+
+    pub(crate) fn reason(&self) -> Option<CloseReason> {
+        self.reason.lock().clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,7 +84,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Bytes, CloseReason, Codec, FrameCodec, SendError, StartError, TrySendError};
+use super::{Bytes, CloseReason, Closer, Codec, FrameCodec, SendError, StartError, TrySendError};
 use crate::supervisor::{Restart, SimpleSupervisor};
 use crate::{Actor, ActorRef, ExitReason, Node};
 
@@ -139,32 +139,6 @@ pub struct TcpConn {
     pub local: SocketAddr,
     /// Writes to the connection and closes it.
     pub handle: TcpHandle,
-}
-
-/// Closes a connection (or a client) once, remembering why.
-#[derive(Debug)]
-struct Closer {
-    token: CancellationToken,
-    reason: Mutex<Option<CloseReason>>,
-}
-
-impl Closer {
-    fn new(token: CancellationToken) -> Arc<Self> {
-        Arc::new(Closer {
-            token,
-            reason: Mutex::new(None),
-        })
-    }
-
-    /// Closes with `reason` unless already closed (the first reason wins).
-    fn close(&self, reason: CloseReason) {
-        self.reason.lock().get_or_insert(reason);
-        self.token.cancel();
-    }
-
-    fn reason(&self) -> Option<CloseReason> {
-        self.reason.lock().clone()
-    }
 }
 
 /// Writes to a TCP connection and closes it; cheap to clone.

@@ -75,13 +75,11 @@ use axum::extract::{ConnectInfo, RawPathParams, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use parking_lot::Mutex;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::server::{plain, SharedState, Stopper};
 use super::HttpServer;
-use crate::meta::{Bytes, CloseReason, SendError, StartError, TrySendError};
+use crate::meta::{Bytes, CloseReason, Closer, SendError, StartError, TrySendError};
 use crate::supervisor::{Restart, SimpleSupervisor};
 use crate::{Actor, ActorRef, ExitReason, Node};
 
@@ -197,24 +195,6 @@ impl WsConn {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Closes a connection once, remembering why (the first reason wins).
-#[derive(Debug)]
-struct Closer {
-    token: CancellationToken,
-    reason: Mutex<Option<CloseReason>>,
-}
-
-impl Closer {
-    fn close(&self, reason: CloseReason) {
-        self.reason.lock().get_or_insert(reason);
-        self.token.cancel();
-    }
-
-    fn reason(&self) -> Option<CloseReason> {
-        self.reason.lock().clone()
     }
 }
 
@@ -438,10 +418,7 @@ async fn serve_socket<A: WsHandler>(
     shared: SharedState,
 ) {
     let (tx, rx) = mpsc::channel(config.write_buffer);
-    let closer = Arc::new(Closer {
-        token: shared.shutdown.child_token(),
-        reason: Mutex::new(None),
-    });
+    let closer = Closer::new(shared.shutdown.child_token());
     let handle = WsHandle {
         tx,
         closer: closer.clone(),
