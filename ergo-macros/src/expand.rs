@@ -100,13 +100,26 @@ fn generate(a: &Actor) -> TokenStream {
         }
     });
     let remote_checks = a.remote.then(|| {
-        let checks = carried_args(a).map(|arg| {
-            let ty = &arg.ty;
-            quote_spanned! {ty_span(ty)=>
-                const _: () = #p::assert_remote_arg::<#ty>();
-            }
-        });
+        let checks = carried_args(a)
+            .map(|arg| &arg.ty)
+            .chain(reply_types(a))
+            .map(|ty| {
+                quote_spanned! {ty_span(ty)=>
+                    const _: () = #p::assert_remote_arg::<#ty>();
+                }
+            });
         quote! { #(#checks)* }
+    });
+    let remote_impls = a.remote.then(|| remote_impls(a, &p));
+    let remote_vtable = a.remote.then(|| {
+        quote! {
+            #[inline]
+            fn __remote_vtable() -> ::core::option::Option<#p::RemoteVTable<#msg>> {
+                #[allow(unused_imports)]
+                use #p::{ViaLocal as _, ViaRemote as _};
+                (&&#p::RemoteProbe::<#msg>::new()).vtable()
+            }
+        }
     });
 
     let debug_arms = a.handlers.iter().map(|h| {
@@ -196,13 +209,64 @@ fn generate(a: &Actor) -> TokenStream {
                 #terminate
                 #on_exit
                 #on_down
+                #remote_vtable
             }
+
+            #remote_impls
 
             #lints
             impl #api for #p::ActorRef<#self_ty> {
                 #(#api_impls)*
             }
         };
+    }
+}
+
+/// The reply types of the calls (a stub's variant carries none).
+fn reply_types(a: &Actor) -> impl Iterator<Item = &syn::Type> {
+    a.handlers
+        .iter()
+        .filter(|h| !h.stub)
+        .filter_map(|h| h.reply.as_ref())
+}
+
+/// `RemoteActor` and the transport's functions for a remote actor's message enum. The impl of
+/// `RemoteMessage` carries the same per-type bounds as the serde derive: when a type is not
+/// serializable it simply does not apply (the actor then has no remote table) and the only
+/// error is `assert_remote_arg`'s.
+fn remote_impls(a: &Actor, p: &TokenStream) -> TokenStream {
+    let msg = &a.msg;
+    let self_ty = &a.self_ty;
+    let bounds = carried_args(a)
+        .map(|arg| &arg.ty)
+        .chain(reply_types(a))
+        .map(
+            |ty| quote!(for<'__ergo> #ty: #p::serde::Serialize + #p::serde::de::DeserializeOwned,),
+        );
+    let calls: Vec<_> = a
+        .handlers
+        .iter()
+        .filter(|h| !h.stub && h.reply.is_some())
+        .map(|h| &h.variant)
+        .collect();
+    quote! {
+        impl #p::RemoteActor for #self_ty {}
+
+        #[allow(unreachable_patterns, clippy::all)]
+        impl #p::RemoteMessage for #msg where #(#bounds)* {
+            fn remote_vtable() -> #p::RemoteVTable<Self> {
+                #p::RemoteVTable::new(
+                    |__m| match __m {
+                        #(#msg::#calls { __reply, .. } => __reply.take_pending(),)*
+                        _ => ::core::option::Option::None,
+                    },
+                    |__m, __route| match __m {
+                        #(#msg::#calls { __reply, .. } => *__reply = #p::ReplyTo::remote(__route),)*
+                        _ => ::core::mem::drop(__route),
+                    },
+                )
+            }
+        }
     }
 }
 

@@ -70,6 +70,14 @@ pub trait Actor: Sized + Send + 'static {
     /// process to start.
     const HAS_INIT: bool = false;
 
+    /// How the transport encodes this actor's messages and routes their replies: `Some` for
+    /// `#[actor(remote)]` actors (generated), `None` otherwise. Not public API.
+    #[doc(hidden)]
+    #[inline]
+    fn __remote_vtable() -> Option<crate::remote::RemoteVTable<Self::Msg>> {
+        None
+    }
+
     /// Runs first in the new process. An `Err` ends the process with that reason and fails the
     /// spawn.
     fn init(&mut self, ctx: &mut Ctx<Self>) -> impl Future<Output = Result<(), ExitReason>> + Send {

@@ -42,109 +42,204 @@ use crate::exit::ExitReason;
 use crate::mailbox::{Mailbox, Process, Sys};
 use crate::{Actor, Pid, SendError, TrySendError};
 
-/// A typed reference to a process running actor `A`.
+/// A typed reference to a process running actor `A`, on this node or (for `#[actor(remote)]`
+/// actors, feature `net`) on another one: the same methods work on both.
 pub struct ActorRef<A: Actor> {
-    mailbox: Arc<Mailbox<A>>,
+    inner: Inner<A>,
+}
+
+enum Inner<A: Actor> {
+    Local(Arc<Mailbox<A>>),
+    #[cfg(feature = "net")]
+    Remote(Arc<crate::net::node::RemoteRef<A>>),
 }
 
 impl<A: Actor> Clone for ActorRef<A> {
+    #[inline]
     fn clone(&self) -> Self {
         ActorRef {
-            mailbox: self.mailbox.clone(),
+            inner: match &self.inner {
+                Inner::Local(m) => Inner::Local(m.clone()),
+                #[cfg(feature = "net")]
+                Inner::Remote(r) => Inner::Remote(r.clone()),
+            },
         }
     }
 }
 
 impl<A: Actor> ActorRef<A> {
     pub(crate) fn from_mailbox(mailbox: Arc<Mailbox<A>>) -> Self {
-        ActorRef { mailbox }
+        ActorRef {
+            inner: Inner::Local(mailbox),
+        }
     }
 
+    #[cfg(feature = "net")]
+    pub(crate) fn from_remote(remote: Arc<crate::net::node::RemoteRef<A>>) -> Self {
+        ActorRef {
+            inner: Inner::Remote(remote),
+        }
+    }
+
+    /// The mailbox of a process of this node (`None` for a remote process).
+    #[inline]
+    pub(crate) fn local(&self) -> Option<&Arc<Mailbox<A>>> {
+        match &self.inner {
+            Inner::Local(m) => Some(m),
+            #[cfg(feature = "net")]
+            Inner::Remote(_) => None,
+        }
+    }
+
+    /// The remote half of a ref to a process of another node.
+    #[cfg(feature = "net")]
+    #[inline]
+    pub(crate) fn remote(&self) -> Option<&Arc<crate::net::node::RemoteRef<A>>> {
+        match &self.inner {
+            Inner::Local(_) => None,
+            Inner::Remote(r) => Some(r),
+        }
+    }
+
+    /// The mailbox of a ref the runtime knows to be local (its own processes: `ctx.myself()`,
+    /// children it spawned).
     #[inline]
     pub(crate) fn mailbox(&self) -> &Arc<Mailbox<A>> {
-        &self.mailbox
+        match &self.inner {
+            Inner::Local(m) => m,
+            #[cfg(feature = "net")]
+            Inner::Remote(_) => unreachable!("the runtime asked for the mailbox of a remote ref"),
+        }
     }
 
     pub(crate) fn handle(&self) -> Arc<dyn Process> {
-        self.mailbox.clone()
+        self.mailbox().clone()
+    }
+
+    /// Whether the process runs on this node.
+    #[inline]
+    pub fn is_local(&self) -> bool {
+        matches!(self.inner, Inner::Local(_))
     }
 
     /// The pid of the process.
     #[inline]
     pub fn pid(&self) -> Pid {
-        self.mailbox.core().pid()
+        match &self.inner {
+            Inner::Local(m) => m.core().pid(),
+            #[cfg(feature = "net")]
+            Inner::Remote(r) => r.pid(),
+        }
     }
 
     /// Sends a message without waiting for a reply. On an unbounded mailbox it returns at once;
-    /// on a bounded one it waits for room.
+    /// on a bounded one it waits for room. To a remote process it returns once the message is
+    /// queued on the connection to its node (waiting if that queue is full).
     ///
     /// # Errors
     ///
-    /// [`SendError`] with the message when the process has ended.
+    /// [`SendError`] with the message when the process has ended, or for a remote process when
+    /// its node cannot be reached (no route, connection refused or lost) or the message could
+    /// not be encoded (logged).
     ///
     /// # Cancel safety
     ///
     /// If the future is dropped while waiting for room, the message is dropped and not sent.
     #[inline]
     pub async fn cast(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
-        self.mailbox.send(msg).await
+        match &self.inner {
+            Inner::Local(m) => m.send(msg).await,
+            #[cfg(feature = "net")]
+            Inner::Remote(r) => r.cast(msg).await,
+        }
     }
 
     /// Sends a message if it can be done without waiting.
     ///
     /// # Errors
     ///
-    /// [`TrySendError::Full`] when a bounded mailbox has no room, [`TrySendError::Closed`] when
-    /// the process has ended; both hand the message back.
+    /// [`TrySendError::Full`] when a bounded mailbox (or the queue of the connection to a remote
+    /// process's node) has no room, [`TrySendError::Closed`] when the process has ended or its
+    /// node cannot be reached; both hand the message back.
     #[inline]
     pub fn try_cast(&self, msg: A::Msg) -> Result<(), TrySendError<A::Msg>> {
-        self.mailbox.try_send(msg)
+        match &self.inner {
+            Inner::Local(m) => m.try_send(msg),
+            #[cfg(feature = "net")]
+            Inner::Remote(r) => r.try_cast(msg),
+        }
     }
 
     /// Asks the process to stop: it finishes the message it is handling, runs its `terminate`
-    /// hook and ends with `reason`. Returns `false` if it had already ended.
+    /// hook and ends with `reason`. Returns `false` if it had already ended (for a remote
+    /// process: if its node cannot be reached).
     pub fn stop(&self, reason: ExitReason) -> bool {
-        self.mailbox.core().send_sys(Sys::Stop(reason)).is_ok()
+        self.signal(Sys::Stop(reason))
     }
 
     /// Kills the process: it ends with [`ExitReason::Killed`] without running `terminate`, even
-    /// if it traps exits. Returns `false` if it had already ended.
+    /// if it traps exits. Returns `false` if it had already ended (for a remote process: if its
+    /// node cannot be reached).
     pub fn kill(&self) -> bool {
-        self.mailbox.core().kill()
+        match &self.inner {
+            Inner::Local(m) => m.core().kill(),
+            #[cfg(feature = "net")]
+            Inner::Remote(_) => self.signal(Sys::Kill),
+        }
     }
 
     /// Sends an exit signal, as if from a linked process that ended with `reason`: the process
     /// ends with it unless it traps exits (then `#[on_exit]` receives it) or `reason` is
     /// [`ExitReason::Normal`].
     pub fn exit(&self, from: Pid, reason: ExitReason) -> bool {
-        self.mailbox
-            .core()
-            .send_sys(Sys::Exit {
-                from,
-                reason,
-                linked: false,
-            })
-            .is_ok()
+        self.signal(Sys::Exit {
+            from,
+            reason,
+            linked: false,
+        })
     }
 
-    /// Whether the process is still running.
+    fn signal(&self, sys: Sys) -> bool {
+        match &self.inner {
+            Inner::Local(m) => m.core().send_sys(sys).is_ok(),
+            #[cfg(feature = "net")]
+            Inner::Remote(r) => r.signal(sys).is_ok(),
+        }
+    }
+
+    /// Whether the process is still running. For a remote process: whether the connection to
+    /// its node is up (use a monitor, or [`ActorRef::wait`], to learn when it ends).
     pub fn is_alive(&self) -> bool {
-        !self.mailbox.core().is_closed()
+        match &self.inner {
+            Inner::Local(m) => !m.core().is_closed(),
+            #[cfg(feature = "net")]
+            Inner::Remote(r) => r.is_reachable(),
+        }
     }
 
     /// Waits until the process has ended (its name released, its links and monitors notified)
-    /// and returns why.
+    /// and returns why. For a remote process this monitors it; the connection to its node
+    /// being lost ends the wait with [`ExitReason::NoConnection`].
     ///
     /// # Cancel safety
     ///
     /// Cancel safe.
     pub async fn wait(&self) -> ExitReason {
-        self.mailbox.core().wait().await
+        match &self.inner {
+            Inner::Local(m) => m.core().wait().await,
+            #[cfg(feature = "net")]
+            Inner::Remote(r) => r.wait().await,
+        }
     }
 
-    /// The number of normal messages waiting in the mailbox.
+    /// The number of normal messages waiting in the mailbox (0 for a remote process: its
+    /// mailbox is not visible from here).
     pub fn mailbox_len(&self) -> usize {
-        self.mailbox.len()
+        match &self.inner {
+            Inner::Local(m) => m.len(),
+            #[cfg(feature = "net")]
+            Inner::Remote(_) => 0,
+        }
     }
 }
 

@@ -56,20 +56,79 @@ use crate::{Actor, ActorRef, CallError};
 
 /// Where a call's reply goes. Generated message variants of calls carry one; handlers never see
 /// it.
-pub struct ReplyTo<R>(Option<oneshot::Sender<R>>);
+///
+/// It serializes as nothing (unit): a call that crosses the network is given its route back by
+/// the transport on arrival.
+pub struct ReplyTo<R>(Slot<R>);
+
+enum Slot<R> {
+    Detached,
+    Local(oneshot::Sender<R>),
+    #[cfg(feature = "net")]
+    Remote(Box<crate::net::node::RemoteReply<R>>),
+}
 
 impl<R> ReplyTo<R> {
     /// Sends the reply. Does nothing if the caller has given up (or the slot is detached).
     #[inline]
     pub fn send(self, reply: R) {
-        if let Some(tx) = self.0 {
-            let _ = tx.send(reply);
+        match self.0 {
+            Slot::Local(tx) => {
+                let _ = tx.send(reply);
+            }
+            Slot::Detached => {}
+            #[cfg(feature = "net")]
+            Slot::Remote(mut remote) => remote.send(&reply),
         }
     }
 
     /// Whether a caller still waits for this reply.
     pub fn is_waiting(&self) -> bool {
-        self.0.as_ref().is_some_and(|tx| !tx.is_closed())
+        match &self.0 {
+            Slot::Local(tx) => !tx.is_closed(),
+            Slot::Detached => false,
+            #[cfg(feature = "net")]
+            Slot::Remote(remote) => remote.is_waiting(),
+        }
+    }
+}
+
+#[doc(hidden)]
+impl<R: serde::de::DeserializeOwned + Send + 'static> ReplyTo<R> {
+    /// Takes the local reply slot out of a call about to be sent to another node: the returned
+    /// pending reply decodes the answer and hands it to the waiting call. Used by generated
+    /// code; not public API.
+    pub fn take_pending(&mut self) -> Option<crate::remote::PendingReply> {
+        match std::mem::replace(&mut self.0, Slot::Detached) {
+            Slot::Local(tx) => Some(crate::remote::PendingReply {
+                deliver: Box::new(move |bytes: &[u8]| {
+                    let value = crate::remote::decode_cbor::<R>(bytes)?;
+                    let _ = tx.send(value);
+                    Ok(())
+                }),
+            }),
+            other => {
+                self.0 = other;
+                None
+            }
+        }
+    }
+}
+
+#[doc(hidden)]
+impl<R: serde::Serialize + Send + 'static> ReplyTo<R> {
+    /// A slot whose reply goes back over the network. Used by generated code; not public API.
+    #[allow(unused_variables)]
+    pub fn remote(route: crate::remote::ReplyRoute) -> Self {
+        #[cfg(feature = "net")]
+        {
+            ReplyTo(Slot::Remote(Box::new(crate::net::node::RemoteReply::new(
+                route,
+                crate::remote::encode_cbor::<R>,
+            ))))
+        }
+        #[cfg(not(feature = "net"))]
+        match route {}
     }
 }
 
@@ -77,19 +136,38 @@ impl<R> Default for ReplyTo<R> {
     /// A detached slot: replies to it go nowhere (a message decoded from elsewhere gets its
     /// route from the transport).
     fn default() -> Self {
-        ReplyTo(None)
+        ReplyTo(Slot::Detached)
     }
 }
 
 impl<R> fmt::Debug for ReplyTo<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "ReplyTo(local)"
-        } else {
-            "ReplyTo(detached)"
+        f.write_str(match &self.0 {
+            Slot::Local(_) => "ReplyTo(local)",
+            Slot::Detached => "ReplyTo(detached)",
+            #[cfg(feature = "net")]
+            Slot::Remote(_) => "ReplyTo(remote)",
         })
     }
 }
+
+impl<R> serde::Serialize for ReplyTo<R> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_unit()
+    }
+}
+
+impl<'de, R> serde::Deserialize<'de> for ReplyTo<R> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer)?;
+        Ok(ReplyTo::default())
+    }
+}
+
+#[cfg(feature = "net")]
+type RemoteSlot = Option<crate::net::node::RemoteCall>;
+#[cfg(not(feature = "net"))]
+type RemoteSlot = ();
 
 type SlowStep<'a> = Pin<Box<dyn Future<Output = Result<(), CallError>> + Send + 'a>>;
 
@@ -109,6 +187,8 @@ pin_project! {
         // Rare paths (waiting for room in a full bounded mailbox, waiting for a crashed
         // target's exit reason) run as a boxed future so the common path stays small.
         slow: Option<SlowStep<'a>>,
+        // A call to a process of another node: its entry among the connection's pending calls.
+        remote: RemoteSlot,
     }
 }
 
@@ -120,12 +200,13 @@ impl<'a, A: Actor, R> Call<'a, A, R> {
         let (tx, rx) = oneshot::channel();
         Call {
             target,
-            msg: Some(make(ReplyTo(Some(tx)))),
+            msg: Some(make(ReplyTo(Slot::Local(tx)))),
             rx,
             timeout: None,
             yielded: false,
             sleep: None,
             slow: None,
+            remote: Default::default(),
         }
     }
 
@@ -141,6 +222,36 @@ impl<A: Actor, R> Future for Call<'_, A, R> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        #[cfg(feature = "net")]
+        if let Some(remote) = this.target.remote() {
+            if let Some(msg) = this.msg.take() {
+                match remote.start_call(msg) {
+                    Ok(call) => *this.remote = Some(call),
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            match Pin::new(&mut *this.rx).poll(cx) {
+                Poll::Ready(Ok(reply)) => return Poll::Ready(Ok(reply)),
+                // The pending reply was dropped: the call failed (the reason is recorded first).
+                Poll::Ready(Err(_)) => {
+                    let error = this
+                        .remote
+                        .as_ref()
+                        .map_or(CallError::NoConnection, |c| c.error());
+                    return Poll::Ready(Err(error));
+                }
+                Poll::Pending => {}
+            }
+            let mut sleep = this.sleep;
+            if sleep.is_none() {
+                let timeout = this.timeout.unwrap_or_else(|| remote.call_timeout());
+                sleep.set(Some(tokio::time::sleep(timeout)));
+            }
+            return match sleep.as_pin_mut().map(|s| s.poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(Err(CallError::Timeout)),
+                _ => Poll::Pending,
+            };
+        }
         if let Some(msg) = this.msg.take() {
             match this.target.mailbox().try_send(msg) {
                 Ok(()) => {}

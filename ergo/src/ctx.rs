@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 
 use crate::exit::{Down, ExitReason, MonitorRef};
-use crate::mailbox::{ProcHandle, Sys};
+use crate::mailbox::{Sys, Target};
 use crate::{Actor, ActorRef, Node, Pid, RegisterError, SpawnError, SpawnOptions};
 
 /// The context of a running process, handed to its handlers and hooks.
@@ -49,11 +49,12 @@ pub struct Ctx<A: Actor> {
 /// Links, monitors and timers: allocated on first use, so idle processes stay small.
 #[derive(Default)]
 pub(crate) struct Extras {
-    pub(crate) links: HashMap<Pid, ProcHandle>,
+    pub(crate) links: HashMap<Pid, Target>,
     /// Monitors this process holds on others (`None`: the target was already dead).
-    pub(crate) monitors: HashMap<MonitorRef, (Pid, Option<ProcHandle>)>,
-    /// Monitors others hold on this process.
-    pub(crate) monitored_by: HashMap<MonitorRef, ProcHandle>,
+    pub(crate) monitors: HashMap<MonitorRef, (Pid, Option<Target>)>,
+    /// Monitors others hold on this process, by watcher and ref (refs of other nodes' watchers
+    /// come from their node's counter, so the watcher is part of the key).
+    pub(crate) monitored_by: HashMap<(Pid, MonitorRef), Target>,
     pub(crate) timers: Vec<AbortHandle>,
 }
 
@@ -145,14 +146,25 @@ impl<A: Actor> Ctx<A> {
         {
             return;
         }
-        let me = self.myself.handle();
-        match self.node().process(pid) {
-            Some(other) if other.core().send_sys(Sys::Link(me)).is_ok() => {
-                self.extras_mut().links.insert(pid, other);
-            }
-            _ => self.self_signal(Sys::Exit {
+        let me = Target::Local(self.myself.handle());
+        match self.node().target(pid) {
+            Some(other) => match other.send_sys(Sys::Link(me)) {
+                Ok(()) => {
+                    self.extras_mut().links.insert(pid, other);
+                }
+                Err(_) => self.self_signal(Sys::Exit {
+                    from: pid,
+                    reason: if other.is_remote() {
+                        ExitReason::NoConnection
+                    } else {
+                        ExitReason::NoProc
+                    },
+                    linked: false,
+                }),
+            },
+            None => self.self_signal(Sys::Exit {
                 from: pid,
-                reason: ExitReason::NoProc,
+                reason: self.node().unreachable_reason(pid),
                 linked: false,
             }),
         }
@@ -162,7 +174,7 @@ impl<A: Actor> Ctx<A> {
     pub fn unlink(&mut self, pid: Pid) {
         let me = self.pid();
         if let Some(other) = self.extras.as_mut().and_then(|e| e.links.remove(&pid)) {
-            let _ = other.core().send_sys(Sys::Unlink(me));
+            let _ = other.send_sys(Sys::Unlink(me));
         }
     }
 
@@ -177,24 +189,26 @@ impl<A: Actor> Ctx<A> {
     /// Monitors `pid`: when it ends, `#[on_down]` receives a [`Down`] for the returned ref.
     pub fn monitor(&mut self, pid: Pid) -> MonitorRef {
         let monitor = self.node().next_monitor_ref();
-        let me = self.myself.handle();
-        match self.node().process(pid) {
-            Some(other)
-                if other
-                    .core()
-                    .send_sys(Sys::Monitor { by: me, monitor })
-                    .is_ok() =>
-            {
-                self.extras_mut()
-                    .monitors
-                    .insert(monitor, (pid, Some(other)));
+        let me = Target::Local(self.myself.handle());
+        let target = self.node().target(pid);
+        let reason = match &target {
+            Some(other) => match other.send_sys(Sys::Monitor { by: me, monitor }) {
+                Ok(()) => None,
+                Err(_) if other.is_remote() => Some(ExitReason::NoConnection),
+                Err(_) => Some(ExitReason::NoProc),
+            },
+            None => Some(self.node().unreachable_reason(pid)),
+        };
+        match reason {
+            None => {
+                self.extras_mut().monitors.insert(monitor, (pid, target));
             }
-            _ => {
+            Some(reason) => {
                 self.extras_mut().monitors.insert(monitor, (pid, None));
                 self.self_signal(Sys::Down(Down {
                     monitor,
                     pid,
-                    reason: ExitReason::NoProc,
+                    reason,
                 }));
             }
         }
@@ -210,7 +224,10 @@ impl<A: Actor> Ctx<A> {
             .and_then(|e| e.monitors.remove(&monitor))
         {
             Some((_, Some(other))) => {
-                let _ = other.core().send_sys(Sys::Demonitor(monitor));
+                let _ = other.send_sys(Sys::Demonitor {
+                    by: self.myself.pid(),
+                    monitor,
+                });
                 true
             }
             Some((_, None)) => true,
@@ -220,9 +237,8 @@ impl<A: Actor> Ctx<A> {
 
     /// Sends an exit signal to `pid` from this process (see [`ActorRef::exit`]).
     pub fn exit(&self, pid: Pid, reason: ExitReason) -> bool {
-        match self.node().process(pid) {
+        match self.node().target(pid) {
             Some(p) => p
-                .core()
                 .send_sys(Sys::Exit {
                     from: self.pid(),
                     reason,
@@ -264,7 +280,9 @@ impl<A: Actor> Ctx<A> {
         let node = self.node().clone();
         let me = self.myself.handle();
         let (child, started) = node.start_process(actor, opts, Some(me))?;
-        self.extras_mut().links.insert(child.pid(), child.handle());
+        self.extras_mut()
+            .links
+            .insert(child.pid(), Target::Local(child.handle()));
         started.await.map(|()| child)
     }
 
@@ -375,15 +393,15 @@ impl<A: Actor> Ctx<A> {
         for t in &extras.timers {
             t.abort();
         }
-        let exit = |to: &ProcHandle| {
-            let _ = to.core().send_sys(Sys::Exit {
+        let exit = |to: &Target| {
+            let _ = to.send_sys(Sys::Exit {
                 from: me,
                 reason: reason.clone(),
                 linked: true,
             });
         };
-        let down = |to: &ProcHandle, monitor: MonitorRef| {
-            let _ = to.core().send_sys(Sys::Down(Down {
+        let down = |to: &Target, monitor: MonitorRef| {
+            let _ = to.send_sys(Sys::Down(Down {
                 monitor,
                 pid: me,
                 reason: reason.clone(),
@@ -399,12 +417,12 @@ impl<A: Actor> Ctx<A> {
         for other in extras.links.values() {
             exit(other);
         }
-        for (monitor, by) in &extras.monitored_by {
+        for ((_, monitor), by) in &extras.monitored_by {
             down(by, *monitor);
         }
         for (monitor, (_, target)) in extras.monitors {
             if let Some(target) = target {
-                let _ = target.core().send_sys(Sys::Demonitor(monitor));
+                let _ = target.send_sys(Sys::Demonitor { by: me, monitor });
             }
         }
         core.announce_exit();

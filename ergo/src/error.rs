@@ -95,9 +95,15 @@ pub enum CallError {
     /// The process ended before it replied (it panicked, was killed or stopped).
     #[error("process exited before replying ({0})")]
     Exited(ExitReason),
-    /// The connection to the node of the process was lost.
+    /// The node of the process could not be reached, or the connection to it was lost before
+    /// the reply came.
     #[error("no connection to the node of the process")]
     NoConnection,
+    /// The request or its reply could not cross the network: it did not encode or decode (the
+    /// two nodes disagree on the message type), was above the maximum frame size, or went to
+    /// an actor that does not accept remote messages.
+    #[error("the call could not be carried: {0}")]
+    BadMessage(String),
 }
 
 /// Starting a process failed.
@@ -128,6 +134,10 @@ pub enum RegisterError {
     /// The process has ended.
     #[error("no such process")]
     NoProc,
+    /// The ref is of a process of another node: a name is registered on the node of its
+    /// process.
+    #[error("{0} is not a process of this node")]
+    NotLocal(crate::Pid),
 }
 
 /// The error of node-level operations, convertible from every error above so `?` works in
@@ -163,6 +173,10 @@ pub enum Error {
     #[cfg(feature = "meta")]
     #[error(transparent)]
     Meta(#[from] crate::meta::StartError),
+    /// A network operation (connect, lookup) failed.
+    #[cfg(feature = "net")]
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
     /// A cast failed because the process has ended.
     #[error("the process has exited; message dropped")]
     Send,

@@ -286,6 +286,9 @@ pub enum SubscribeError {
     /// The subscriber has ended.
     #[error("the subscriber has exited")]
     NoProc,
+    /// The subscriber is a process of another node; it subscribes on its own node.
+    #[error("the subscriber {0} is a process of another node")]
+    NotLocal(crate::Pid),
 }
 
 /// Publishing failed; the value is handed back.
@@ -959,6 +962,9 @@ impl Node {
                     registered: entry.type_name,
                     requested: std::any::type_name::<T>(),
                 })?;
+        if !subscriber.is_local() {
+            return Err(SubscribeError::NotLocal(subscriber.pid()));
+        }
         if !subscriber.is_alive() {
             return Err(SubscribeError::NoProc);
         }

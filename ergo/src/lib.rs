@@ -70,6 +70,7 @@ pub mod node;
 pub mod pid;
 pub mod pool;
 mod process;
+pub mod remote;
 pub mod supervisor;
 
 pub use crate::actor::{Actor, InitResult};
@@ -80,6 +81,7 @@ pub use crate::error::{CallError, Error, RegisterError, SendError, SpawnError, T
 pub use crate::exit::{Down, ExitReason, MonitorRef};
 pub use crate::node::{Node, NodeBuilder, SpawnOptions, DEFAULT_CALL_TIMEOUT};
 pub use crate::pid::Pid;
+pub use crate::remote::RemoteActor;
 
 /// Turns an `impl` block into an actor (see the crate docs); `handle` and the hook attributes
 /// mark its methods and are errors anywhere else.
@@ -90,7 +92,7 @@ pub mod prelude {
     pub use crate::supervisor::{SupervisorApi, SupervisorMsg};
     pub use crate::{
         actor, handle, supervisor, Actor, ActorRef, CallError, Ctx, Down, ExitReason, MonitorRef,
-        Node, Pid, SendError, SpawnError, SpawnOptions, TimerRef, TrySendError,
+        Node, Pid, RemoteActor, SendError, SpawnError, SpawnOptions, TimerRef, TrySendError,
     };
 }
 
@@ -98,6 +100,10 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::actor::InitResult;
+    pub use crate::remote::{
+        PendingReply, RemoteActor, RemoteMessage, RemoteProbe, RemoteVTable, ReplyRoute, ViaLocal,
+        ViaRemote,
+    };
     pub use crate::{Actor, ActorRef, Call, Ctx, Down, ExitReason, Pid, ReplyTo, SendError};
     pub use core::future::Future;
     pub use serde;

@@ -54,13 +54,13 @@ pub(crate) enum Sys {
     /// A request to stop gracefully (the `terminate` hook runs).
     Stop(ExitReason),
     /// The other end of a link made by `from`.
-    Link(ProcHandle),
+    Link(Target),
     /// `from` removed its link to this process.
     Unlink(Pid),
     /// `by` monitors this process.
-    Monitor { by: ProcHandle, monitor: MonitorRef },
+    Monitor { by: Target, monitor: MonitorRef },
     /// `by` no longer monitors this process.
-    Demonitor(MonitorRef),
+    Demonitor { by: Pid, monitor: MonitorRef },
     /// A monitored process ended.
     Down(Down),
 }
@@ -90,9 +90,55 @@ pub(crate) struct Core {
 pub(crate) trait Process: Send + Sync + 'static {
     fn core(&self) -> &Core;
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    /// The actor type's name.
+    #[cfg_attr(not(feature = "net"), allow(dead_code))]
+    fn actor_name(&self) -> &'static str;
+    /// Whether the actor accepts messages from other nodes (`#[actor(remote)]`).
+    #[cfg_attr(not(feature = "net"), allow(dead_code))]
+    fn is_remote(&self) -> bool;
+    /// Decodes a message that came from another node and queues it (with the route of its
+    /// reply if it is a call). The future, if any, waits for room in a full bounded mailbox.
+    #[cfg(feature = "net")]
+    fn deliver_remote(
+        self: Arc<Self>,
+        payload: &[u8],
+        route: Option<crate::remote::ReplyRoute>,
+    ) -> Result<Option<crate::net::node::DeliverWait>, crate::net::node::DeliverError>;
 }
 
 pub(crate) type ProcHandle = Arc<dyn Process>;
+
+/// Where a signal goes: a process of this node, or (feature `net`) one of another node,
+/// reached over the connection to it.
+#[derive(Clone)]
+pub(crate) enum Target {
+    Local(ProcHandle),
+    #[cfg(feature = "net")]
+    Remote(crate::net::node::RemotePid),
+}
+
+impl Target {
+    pub(crate) fn pid(&self) -> Pid {
+        match self {
+            Target::Local(p) => p.core().pid(),
+            #[cfg(feature = "net")]
+            Target::Remote(r) => r.pid,
+        }
+    }
+
+    /// Sends a signal; hands it back if the process has ended (or its node is unreachable).
+    pub(crate) fn send_sys(&self, msg: Sys) -> Result<(), Sys> {
+        match self {
+            Target::Local(p) => p.core().send_sys(msg),
+            #[cfg(feature = "net")]
+            Target::Remote(r) => r.signal(msg),
+        }
+    }
+
+    pub(crate) fn is_remote(&self) -> bool {
+        !matches!(self, Target::Local(_))
+    }
+}
 
 impl Core {
     pub(crate) fn pid(&self) -> Pid {
@@ -275,6 +321,45 @@ impl<A: Actor> Process for Mailbox<A> {
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
     }
+
+    fn actor_name(&self) -> &'static str {
+        A::NAME
+    }
+
+    fn is_remote(&self) -> bool {
+        A::__remote_vtable().is_some()
+    }
+
+    #[cfg(feature = "net")]
+    fn deliver_remote(
+        self: Arc<Self>,
+        payload: &[u8],
+        route: Option<crate::remote::ReplyRoute>,
+    ) -> Result<Option<crate::net::node::DeliverWait>, crate::net::node::DeliverError> {
+        use crate::net::node::DeliverError;
+        let Some(vtable) = A::__remote_vtable() else {
+            return Err(DeliverError::NotRemote(A::NAME));
+        };
+        if self.core.is_closed() {
+            return Err(DeliverError::NoProc);
+        }
+        let mut msg = crate::remote::decoding_with(&self.core.node, || (vtable.decode)(payload))
+            .map_err(DeliverError::Decode)?;
+        if let Some(route) = route {
+            (vtable.set_reply)(&mut msg, route);
+        }
+        match self.try_send(msg) {
+            Ok(()) => Ok(None),
+            Err(crate::TrySendError::Closed(_)) => Err(DeliverError::NoProc),
+            Err(crate::TrySendError::Full(msg)) => {
+                // Wait for room: the connection's reader stops reading meanwhile, so the
+                // sender is slowed down instead of the message being lost.
+                Ok(Some(Box::pin(async move {
+                    let _ = self.send(msg).await;
+                })))
+            }
+        }
+    }
 }
 
 impl<A: Actor> Mailbox<A> {
@@ -300,6 +385,15 @@ impl<A: Actor> Mailbox<A> {
             queue: SegQueue::new(),
             bound: capacity.map(|n| Box::new(Bound::new(n))),
         }
+    }
+
+    /// The mailbox of a process that has already ended (a decoded ref to one of this node's
+    /// pids that is no longer alive): every send to it fails.
+    pub(crate) fn dead(node: crate::Node, pid: Pid) -> Mailbox<A> {
+        let mailbox = Mailbox::new(node, pid, None);
+        mailbox.core.close(&ExitReason::NoProc);
+        mailbox.core.announce_exit();
+        mailbox
     }
 
     #[inline]

@@ -109,6 +109,9 @@
 
 pub mod frame;
 pub mod handshake;
+pub(crate) mod node;
+
+pub use node::NetError;
 
 /// The byte buffer types of the frame API (re-exported from the `bytes` crate).
 pub use bytes::{Bytes, BytesMut};

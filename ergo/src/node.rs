@@ -65,6 +65,20 @@ struct NodeInner {
     apps: crate::app::AppTable,
     events: crate::events::EventTable,
     runtime: tokio::runtime::Handle,
+    #[cfg(feature = "net")]
+    net: Option<Arc<crate::net::node::Net>>,
+}
+
+/// A node that does not keep it alive (held by its network tasks' bookkeeping).
+#[derive(Clone)]
+#[cfg_attr(not(feature = "net"), allow(dead_code))]
+pub(crate) struct WeakNode(std::sync::Weak<NodeInner>);
+
+#[cfg_attr(not(feature = "net"), allow(dead_code))]
+impl WeakNode {
+    pub(crate) fn upgrade(&self) -> Option<Node> {
+        self.0.upgrade().map(|inner| Node { inner })
+    }
 }
 
 /// Configures and starts a [`Node`].
@@ -74,6 +88,8 @@ pub struct NodeBuilder {
     name: String,
     call_timeout: Duration,
     creation: Option<u32>,
+    #[cfg(feature = "net")]
+    net: crate::net::node::NetOptions,
 }
 
 impl NodeBuilder {
@@ -90,12 +106,101 @@ impl NodeBuilder {
         self
     }
 
+    /// Connects this node to others (feature `net`): peers must present the same cookie in the
+    /// handshake. Without a cookie a node has no network. Use a long random secret (32 random
+    /// bytes, say); an empty cookie is refused by [`NodeBuilder::start`].
+    ///
+    /// A node with a cookie listens on `127.0.0.1:0` (loopback, a free port) unless
+    /// [`NodeBuilder::listen`] says otherwise; [`Node::listen_addr`] tells the port.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), ergo::Error> {
+    /// use ergo::prelude::*;
+    ///
+    /// let node = Node::builder("cookie-doc@localhost")
+    ///     .cookie("a long random secret")
+    ///     .start()
+    ///     .await?;
+    /// assert!(node.listen_addr().expect("listening").ip().is_loopback());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "net")]
+    pub fn cookie(mut self, cookie: impl AsRef<[u8]>) -> Self {
+        self.net.cookie = Some(cookie.as_ref().to_vec());
+        self
+    }
+
+    /// The address to accept peers on (`host:port`; port 0 picks a free one). Default:
+    /// `127.0.0.1:0`.
+    #[cfg(feature = "net")]
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.net.listen = Some(addr.into());
+        self.net.accept = true;
+        self
+    }
+
+    /// Accepts no peers: this node only dials others (they reply over its connections).
+    #[cfg(feature = "net")]
+    pub fn no_listen(mut self) -> Self {
+        self.net.accept = false;
+        self
+    }
+
+    /// A static route: the address (`host:port`) where node `node` listens.
+    #[cfg(feature = "net")]
+    pub fn route(mut self, node: impl Into<String>, addr: impl Into<String>) -> Self {
+        self.net.routes.push((node.into(), addr.into()));
+        self
+    }
+
+    /// How many TCP connections this node opens to each peer it dials (default 2). Messages to
+    /// one process always use the same one, so they keep their order.
+    #[cfg(feature = "net")]
+    pub fn connections_per_peer(mut self, n: usize) -> Self {
+        self.net.connections_per_peer = n;
+        self
+    }
+
+    /// How often an idle connection sends a heartbeat (default 1 s), and how long a connection
+    /// may stay silent before its peer is considered gone (default 5 s).
+    #[cfg(feature = "net")]
+    pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.net.heartbeat = interval;
+        self.net.heartbeat_timeout = timeout;
+        self
+    }
+
+    /// The largest frame (header + encoded message) sent or accepted after the handshake
+    /// (default 16 MiB). A larger incoming frame closes its connection before anything is
+    /// allocated for it; a larger outgoing message fails to send.
+    #[cfg(feature = "net")]
+    pub fn max_frame_len(mut self, bytes: usize) -> Self {
+        self.net.max_frame_len = bytes;
+        self
+    }
+
+    /// The time a peer has to complete the handshake (default 5 s).
+    #[cfg(feature = "net")]
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.net.handshake_timeout = timeout;
+        self
+    }
+
+    /// How many incoming handshakes may run at once (default 64); connections beyond it are
+    /// closed at once.
+    #[cfg(feature = "net")]
+    pub fn max_handshakes(mut self, n: usize) -> Self {
+        self.net.max_handshakes = n;
+        self
+    }
+
     /// Starts the node on the current tokio runtime.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] for an empty or malformed name (`name@host`; a name without `@host`
-    /// gets `@localhost`) or a zero call timeout.
+    /// gets `@localhost`), a zero call timeout, an empty cookie, or an address it cannot
+    /// listen on.
     ///
     /// # Panics
     ///
@@ -126,7 +231,13 @@ impl NodeBuilder {
                 .unwrap_or_default();
             (now.as_secs() as u32) ^ now.subsec_nanos().rotate_left(16) | 1
         });
-        Ok(Node {
+        #[cfg(feature = "net")]
+        let net = if self.net.cookie.is_some() {
+            Some(crate::net::node::Net::new(&name, creation, self.net).await?)
+        } else {
+            None
+        };
+        let node = Node {
             inner: Arc::new(NodeInner {
                 atom: NodeAtom::intern(&name),
                 name: Arc::from(name),
@@ -142,8 +253,15 @@ impl NodeBuilder {
                 apps: Default::default(),
                 events: Default::default(),
                 runtime: tokio::runtime::Handle::current(),
+                #[cfg(feature = "net")]
+                net,
             }),
-        })
+        };
+        #[cfg(feature = "net")]
+        if let Some(net) = &node.inner.net {
+            net.start(&node);
+        }
+        Ok(node)
     }
 }
 
@@ -188,6 +306,8 @@ impl Node {
             name: name.into(),
             call_timeout: DEFAULT_CALL_TIMEOUT,
             creation: None,
+            #[cfg(feature = "net")]
+            net: Default::default(),
         }
     }
 
@@ -268,7 +388,9 @@ impl Node {
             self.register(&name, &aref)?;
         }
         if let Some(parent) = link {
-            ctx.extras_mut().links.insert(parent.core().pid(), parent);
+            ctx.extras_mut()
+                .links
+                .insert(parent.core().pid(), crate::mailbox::Target::Local(parent));
         }
         let (init_tx, init_rx): (Option<InitTx>, _) = if A::HAS_INIT {
             let (tx, rx) = tokio::sync::oneshot::channel();
@@ -303,6 +425,236 @@ impl Node {
             return None;
         }
         self.inner.processes.get(&pid.id()).map(|p| p.clone())
+    }
+
+    /// A process of this node named by a frame's header (`None` if it is not alive or the
+    /// creation is not this run's).
+    #[cfg(feature = "net")]
+    pub(crate) fn local_process(&self, to: crate::net::frame::WirePid) -> Option<ProcHandle> {
+        if to.creation != self.inner.creation {
+            return None;
+        }
+        self.local_process_any(to.id)
+    }
+
+    /// A process of this node by id.
+    #[cfg(feature = "net")]
+    pub(crate) fn local_process_any(&self, id: u64) -> Option<ProcHandle> {
+        self.inner.processes.get(&id).map(|p| p.clone())
+    }
+
+    #[cfg(feature = "net")]
+    pub(crate) fn registered_process(&self, name: &str) -> Option<ProcHandle> {
+        self.inner.names.get(name).map(|p| p.clone())
+    }
+
+    #[cfg(feature = "net")]
+    pub(crate) fn net(&self) -> Option<&Arc<crate::net::node::Net>> {
+        self.inner.net.as_ref()
+    }
+
+    #[cfg_attr(not(feature = "net"), allow(dead_code))]
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.inner.runtime
+    }
+
+    #[cfg_attr(not(feature = "net"), allow(dead_code))]
+    pub(crate) fn downgrade(&self) -> WeakNode {
+        WeakNode(Arc::downgrade(&self.inner))
+    }
+
+    /// Where signals for `pid` go: its process on this node, or (feature `net`) the
+    /// connection to its node. `None` if it is a dead local pid or its node is unreachable.
+    pub(crate) fn target(&self, pid: Pid) -> Option<crate::mailbox::Target> {
+        if pid.node_atom() == self.inner.atom {
+            return self.process(pid).map(crate::mailbox::Target::Local);
+        }
+        #[cfg(feature = "net")]
+        if let Some(net) = &self.inner.net {
+            return net.link_for(self, pid.node_atom()).ok().map(|link| {
+                crate::mailbox::Target::Remote(crate::net::node::RemotePid::new(pid, link))
+            });
+        }
+        None
+    }
+
+    /// The reason a link or monitor to an unreachable `pid` fires with.
+    pub(crate) fn unreachable_reason(&self, pid: Pid) -> ExitReason {
+        if pid.node_atom() == self.inner.atom {
+            ExitReason::NoProc
+        } else {
+            ExitReason::NoConnection
+        }
+    }
+
+    /// A typed ref for `pid` (a decoded ref): local if the process is ours, remote otherwise.
+    pub(crate) fn ref_for<A: crate::RemoteActor>(&self, pid: Pid) -> Result<ActorRef<A>, String> {
+        if pid.node_atom() == self.inner.atom {
+            return match self.process(pid) {
+                Some(p) => p
+                    .into_any()
+                    .downcast::<Mailbox<A>>()
+                    .map(ActorRef::from_mailbox)
+                    .map_err(|_| format!("{pid} does not run actor `{}`", A::NAME)),
+                // A ref to a process that has ended: sends to it fail as to any ended process.
+                None => Ok(ActorRef::from_mailbox(Arc::new(Mailbox::dead(
+                    self.clone(),
+                    pid,
+                )))),
+            };
+        }
+        #[cfg(feature = "net")]
+        if self.inner.net.is_some() {
+            let vtable =
+                A::__remote_vtable().ok_or_else(|| format!("actor `{}` is not remote", A::NAME))?;
+            return Ok(ActorRef::from_remote(Arc::new(
+                crate::net::node::RemoteRef::new(pid, self.clone(), vtable),
+            )));
+        }
+        Err(format!(
+            "{pid} is on another node and this node has no network"
+        ))
+    }
+
+    /// The address this node accepts peers on (`None` without a network or with
+    /// [`NodeBuilder::no_listen`]).
+    #[cfg(feature = "net")]
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.net.as_ref().and_then(|n| n.local_addr())
+    }
+
+    /// Adds (or replaces) a static route: node `node` listens at `addr`.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::net::NetError::NotNetworked`] when the node has no cookie.
+    #[cfg(feature = "net")]
+    pub fn add_route(
+        &self,
+        node: &str,
+        addr: std::net::SocketAddr,
+    ) -> Result<(), crate::net::NetError> {
+        let net = self
+            .inner
+            .net
+            .as_ref()
+            .ok_or(crate::net::NetError::NotNetworked)?;
+        net.add_route(node, addr);
+        Ok(())
+    }
+
+    /// Connects to node `node` now (connections are otherwise made on first use) and waits
+    /// until the link is up.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::net::NetError`]: no network, no route, connection refused or handshake failed,
+    /// timed out.
+    #[cfg(feature = "net")]
+    pub async fn connect(&self, node: &str) -> Result<(), crate::net::NetError> {
+        let net = self
+            .inner
+            .net
+            .as_ref()
+            .ok_or(crate::net::NetError::NotNetworked)?;
+        net.connect(self, crate::pid::NodeAtom::intern(node))
+            .await
+            .map(|_| ())
+    }
+
+    /// Closes the connections to node `node`: every link and monitor across them fires with
+    /// [`ExitReason::NoConnection`], and calls waiting on them fail with
+    /// [`CallError::NoConnection`](crate::CallError::NoConnection). The next use reconnects.
+    /// Returns `false` if there was no link.
+    #[cfg(feature = "net")]
+    pub fn disconnect(&self, node: &str) -> bool {
+        self.inner
+            .net
+            .as_ref()
+            .is_some_and(|n| n.disconnect(crate::pid::NodeAtom::intern(node)))
+    }
+
+    /// The nodes this node has a link up with.
+    #[cfg(feature = "net")]
+    pub fn connected_nodes(&self) -> Vec<String> {
+        self.inner
+            .net
+            .as_ref()
+            .map(|n| n.connected())
+            .unwrap_or_default()
+    }
+
+    /// Resolves the name `name` registered on node `node` into a typed ref (connecting first
+    /// if needed). The generated methods work on it as on a local ref. Looking up this node's
+    /// own name is [`Node::whereis`].
+    ///
+    /// # Errors
+    ///
+    /// [`crate::net::NetError::NotFound`] when nothing is registered under the name,
+    /// [`crate::net::NetError::WrongActor`] when it runs another actor type, connection errors
+    /// otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), ergo::Error> {
+    /// use ergo::prelude::*;
+    ///
+    /// struct Counter { n: u64 }
+    /// #[actor(remote)]
+    /// impl Counter {
+    ///     #[handle]
+    ///     fn add(&mut self, by: u64) -> u64 { self.n += by; self.n }
+    /// }
+    ///
+    /// let a = Node::builder("lookup-a@localhost").cookie("secret cookie").start().await?;
+    /// let counter = a.spawn(Counter { n: 0 }).await?;
+    /// a.register("counter", &counter)?;
+    ///
+    /// let b = Node::builder("lookup-b@localhost")
+    ///     .cookie("secret cookie")
+    ///     .route("lookup-a@localhost", a.listen_addr().unwrap().to_string())
+    ///     .start()
+    ///     .await?;
+    /// let remote = b.lookup::<Counter>("counter", "lookup-a@localhost").await?;
+    /// assert_eq!(remote.add(2).await?, 2);
+    /// assert_eq!(counter.add(3).await?, 5); // the same process
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "net")]
+    pub async fn lookup<A: crate::RemoteActor>(
+        &self,
+        name: &str,
+        node: &str,
+    ) -> Result<ActorRef<A>, crate::net::NetError> {
+        use crate::net::NetError;
+        if node == self.name() {
+            return match self.inner.names.get(name).map(|h| h.clone()) {
+                None => Err(NetError::NotFound {
+                    name: name.into(),
+                    node: node.into(),
+                }),
+                Some(h) => {
+                    let found = h.actor_name();
+                    h.into_any()
+                        .downcast::<Mailbox<A>>()
+                        .map(ActorRef::from_mailbox)
+                        .map_err(|_| NetError::WrongActor {
+                            name: name.into(),
+                            expected: A::NAME,
+                            found: found.into(),
+                        })
+                }
+            };
+        }
+        let net = self.inner.net.as_ref().ok_or(NetError::NotNetworked)?;
+        let vtable = A::__remote_vtable().ok_or(NetError::WrongActor {
+            name: name.into(),
+            expected: A::NAME,
+            found: "a local-only actor".into(),
+        })?;
+        net.lookup::<A>(self, name, crate::pid::NodeAtom::intern(node), vtable)
+            .await
     }
 
     pub(crate) fn remove_process(&self, pid: Pid) {
@@ -340,7 +692,13 @@ impl Node {
     /// [`RegisterError::NameTaken`], [`RegisterError::AlreadyNamed`], or
     /// [`RegisterError::NoProc`] if the process has ended.
     pub fn register<A: Actor>(&self, name: &str, actor: &ActorRef<A>) -> Result<(), RegisterError> {
-        let handle = actor.handle();
+        let Some(mailbox) = actor.local() else {
+            return Err(RegisterError::NotLocal(actor.pid()));
+        };
+        if mailbox.core().node.inner.atom != self.inner.atom {
+            return Err(RegisterError::NotLocal(actor.pid()));
+        }
+        let handle: ProcHandle = mailbox.clone();
         let key: Arc<str> = Arc::from(name);
         handle.core().set_name(&key, || {
             use dashmap::mapref::entry::Entry;
@@ -446,6 +804,10 @@ impl Node {
             for p in &all {
                 p.core().wait().await;
             }
+        }
+        #[cfg(feature = "net")]
+        if let Some(net) = &self.inner.net {
+            net.shutdown(Duration::from_millis(200)).await;
         }
         self.inner.stopped.store(true, Ordering::SeqCst);
         self.inner.stopped_notify.notify_waiters();

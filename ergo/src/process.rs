@@ -160,7 +160,7 @@ async fn system<A: Actor>(actor: &mut A, ctx: &mut Ctx<A>, msg: Sys) -> Flow {
             }
         }
         Sys::Link(other) => {
-            let pid = other.core().pid();
+            let pid = other.pid();
             ctx.extras_mut().links.insert(pid, other);
             Flow::Continue
         }
@@ -171,12 +171,14 @@ async fn system<A: Actor>(actor: &mut A, ctx: &mut Ctx<A>, msg: Sys) -> Flow {
             Flow::Continue
         }
         Sys::Monitor { by, monitor } => {
-            ctx.extras_mut().monitored_by.insert(monitor, by);
+            ctx.extras_mut()
+                .monitored_by
+                .insert((by.pid(), monitor), by);
             Flow::Continue
         }
-        Sys::Demonitor(monitor) => {
+        Sys::Demonitor { by, monitor } => {
             if let Some(e) = ctx.extras.as_mut() {
-                e.monitored_by.remove(&monitor);
+                e.monitored_by.remove(&(by, monitor));
             }
             Flow::Continue
         }
