@@ -1,0 +1,257 @@
+//! What a node does with peers it should not trust: wrong cookies, oversized and garbage
+//! frames, messages that do not decode, pids of an earlier run, idle sockets.
+
+use std::time::Duration;
+
+use ergo::net::frame::{FrameCodec, FrameKind, Header, WirePid};
+use ergo::net::handshake::{handshake, HandshakeConfig, Role};
+use ergo::net::{BytesMut, NetError};
+use ergo::prelude::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const COOKIE: &str = "net-security test cookie, long and random enough";
+
+struct Counter {
+    n: u64,
+}
+
+#[actor(remote)]
+impl Counter {
+    #[handle]
+    fn add(&mut self, by: u64) -> u64 {
+        self.n += by;
+        self.n
+    }
+}
+
+async fn node(name: &str, cookie: &str) -> Node {
+    Node::builder(name)
+        .cookie(cookie)
+        .start()
+        .await
+        .expect("node starts")
+}
+
+/// A node serving a registered counter.
+async fn server(name: &str) -> (Node, ActorRef<Counter>) {
+    let a = node(name, COOKIE).await;
+    let c = a.spawn(Counter { n: 0 }).await.unwrap();
+    a.register("counter", &c).unwrap();
+    (a, c)
+}
+
+/// The node still serves an honest peer.
+async fn still_serves(a: &Node, peer: &str) {
+    let b = Node::builder(peer)
+        .cookie(COOKIE)
+        .route(a.name(), a.listen_addr().unwrap().to_string())
+        .start()
+        .await
+        .unwrap();
+    let counter = b.lookup::<Counter>("counter", a.name()).await.unwrap();
+    counter.add(1).await.unwrap();
+}
+
+/// A raw, authenticated connection to `a` as node `name`.
+async fn raw_peer(a: &Node, name: &str) -> (TcpStream, u32) {
+    let mut stream = TcpStream::connect(a.listen_addr().unwrap()).await.unwrap();
+    let config = HandshakeConfig::new(name, 77, COOKIE).unwrap();
+    let peer = handshake(&mut stream, Role::Initiator, &config)
+        .await
+        .unwrap();
+    (stream, peer.creation)
+}
+
+/// Reads until the socket closes (`true`) or 3 s pass (`false`).
+async fn closed_by_peer(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    let read = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(3), read)
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn an_empty_cookie_is_refused() {
+    let err = Node::builder("ns-empty@localhost")
+        .cookie("")
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ergo::Error::Config(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_wrong_cookie_is_rejected_and_nothing_is_reachable() {
+    let (a, _c) = server("ns-a1@localhost").await;
+    let intruder = Node::builder("ns-intruder@localhost")
+        .cookie("not the cookie")
+        .route(a.name(), a.listen_addr().unwrap().to_string())
+        .start()
+        .await
+        .unwrap();
+    let err = intruder
+        .lookup::<Counter>("counter", a.name())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NetError::NoConnection { .. }), "{err:?}");
+    let err = intruder.connect(a.name()).await.unwrap_err();
+    assert!(matches!(err, NetError::NoConnection { .. }), "{err:?}");
+    assert!(a.connected_nodes().is_empty());
+    still_serves(&a, "ns-honest1@localhost").await;
+}
+
+#[tokio::test]
+async fn an_oversized_frame_closes_its_connection_and_the_node_goes_on() {
+    let (a, _c) = server("ns-a2@localhost").await;
+    let (mut raw, _) = raw_peer(&a, "ns-big@localhost").await;
+    // Declares 1 GiB and sends a little: the node closes at once, allocating nothing big.
+    raw.write_all(&(1u32 << 30).to_be_bytes()).await.unwrap();
+    raw.write_all(&[1; 64]).await.unwrap();
+    assert!(closed_by_peer(&mut raw).await);
+    still_serves(&a, "ns-honest2@localhost").await;
+}
+
+#[tokio::test]
+async fn a_garbage_frame_closes_its_connection_and_the_node_goes_on() {
+    let (a, _c) = server("ns-a3@localhost").await;
+    let (mut raw, _) = raw_peer(&a, "ns-garbage@localhost").await;
+    // A frame of an unknown kind.
+    let mut bytes = 29u32.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&[0xEE; 29]);
+    raw.write_all(&bytes).await.unwrap();
+    assert!(closed_by_peer(&mut raw).await);
+    still_serves(&a, "ns-honest3@localhost").await;
+}
+
+#[tokio::test]
+async fn a_message_that_does_not_decode_fails_the_call_and_nothing_else() {
+    let (a, c) = server("ns-a4@localhost").await;
+    let (mut raw, creation) = raw_peer(&a, "ns-confused@localhost").await;
+    assert_eq!(creation, a.creation());
+    let codec = FrameCodec::new();
+    let to = WirePid {
+        id: c.pid().id(),
+        creation,
+    };
+    let mut out = BytesMut::new();
+    // A cast and a call whose payloads are CBOR, but not a `CounterMsg`.
+    let cast = Header {
+        kind: FrameKind::Cast,
+        to,
+        from: 3,
+        correlation: 0,
+    };
+    codec
+        .encode_frame(&cast, &[0x63, b'a', b'b', b'c'], &mut out)
+        .unwrap();
+    let call = Header {
+        kind: FrameKind::Call,
+        to,
+        from: 3,
+        correlation: 99,
+    };
+    codec.encode_frame(&call, &[0x18, 42], &mut out).unwrap();
+    raw.write_all(&out).await.unwrap();
+
+    let mut inbox = BytesMut::new();
+    let failed = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            while let Some(frame) = codec.decode_frame(&mut inbox).unwrap() {
+                if frame.header.kind == FrameKind::CallFailed {
+                    return frame;
+                }
+            }
+            assert!(
+                raw.read_buf(&mut inbox).await.unwrap() > 0,
+                "connection stays open"
+            );
+        }
+    })
+    .await
+    .expect("a CallFailed frame comes back");
+    assert_eq!(failed.header.correlation, 99);
+    assert_eq!(failed.header.to.id, 3);
+    // The process and the node are fine.
+    assert_eq!(c.add(5).await.unwrap(), 5);
+    still_serves(&a, "ns-honest4@localhost").await;
+}
+
+#[tokio::test]
+async fn a_pid_of_an_earlier_run_gets_noproc_and_never_reaches_the_new_process() {
+    let first = Node::builder("ns-phoenix@localhost")
+        .cookie(COOKIE)
+        .creation(1)
+        .start()
+        .await
+        .unwrap();
+    let c = first.spawn(Counter { n: 0 }).await.unwrap();
+    first.register("counter", &c).unwrap();
+    let b = node("ns-b5@localhost", COOKIE).await;
+    b.add_route(first.name(), first.listen_addr().unwrap())
+        .unwrap();
+    let old = b.lookup::<Counter>("counter", first.name()).await.unwrap();
+    assert_eq!(old.add(1).await.unwrap(), 1);
+    first.shutdown(Duration::from_millis(100)).await;
+
+    // The node restarts with the same name: the new process even gets the same id.
+    let second = Node::builder("ns-phoenix@localhost")
+        .cookie(COOKIE)
+        .creation(2)
+        .start()
+        .await
+        .unwrap();
+    let c2 = second.spawn(Counter { n: 100 }).await.unwrap();
+    second.register("counter", &c2).unwrap();
+    assert_eq!(c2.pid().id(), c.pid().id());
+    b.add_route(second.name(), second.listen_addr().unwrap())
+        .unwrap();
+
+    let fresh = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match b.lookup::<Counter>("counter", second.name()).await {
+                Ok(r) => break r,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await
+    .expect("the restarted node is reachable");
+    assert_eq!(fresh.pid().creation(), 2);
+    assert_eq!(old.add(1).await.unwrap_err(), CallError::NoProc);
+    assert_eq!(
+        fresh.add(1).await.unwrap(),
+        101,
+        "the old ref never reached it"
+    );
+}
+
+#[tokio::test]
+async fn idle_sockets_cannot_hold_the_handshake_slots() {
+    let a = Node::builder("ns-a6@localhost")
+        .cookie(COOKIE)
+        .max_handshakes(2)
+        .handshake_timeout(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    let c = a.spawn(Counter { n: 0 }).await.unwrap();
+    a.register("counter", &c).unwrap();
+    // Two idle sockets take both slots; a third is dropped at once.
+    let _idle1 = TcpStream::connect(a.listen_addr().unwrap()).await.unwrap();
+    let _idle2 = TcpStream::connect(a.listen_addr().unwrap()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut third = TcpStream::connect(a.listen_addr().unwrap()).await.unwrap();
+    assert!(closed_by_peer(&mut third).await);
+    // The idle ones time out and free their slots: an honest peer gets in.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    still_serves(&a, "ns-honest6@localhost").await;
+}
