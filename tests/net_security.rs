@@ -255,3 +255,19 @@ async fn idle_sockets_cannot_hold_the_handshake_slots() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     still_serves(&a, "ns-honest6@localhost").await;
 }
+
+#[tokio::test]
+async fn a_silent_peer_is_dropped_after_the_heartbeat_timeout() {
+    let a = Node::builder("ns-a7@localhost")
+        .cookie(COOKIE)
+        .heartbeat(Duration::from_millis(100), Duration::from_millis(500))
+        .start()
+        .await
+        .unwrap();
+    // Authenticates, then says nothing (not even heartbeats).
+    let (mut raw, _) = raw_peer(&a, "ns-silent@localhost").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(a.connected_nodes(), vec!["ns-silent@localhost".to_string()]);
+    assert!(closed_by_peer(&mut raw).await, "dropped within 3 s");
+    assert!(a.connected_nodes().is_empty());
+}

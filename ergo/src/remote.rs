@@ -35,6 +35,8 @@
 //! assert_remote::<Greeter>();
 //! ```
 
+#![cfg_attr(not(feature = "net"), allow(dead_code))]
+
 use std::cell::RefCell;
 use std::io;
 use std::marker::PhantomData;

@@ -205,6 +205,7 @@ struct Outbox {
 #[derive(Debug)]
 enum PushError {
     Closed,
+    Full,
     Encode(String),
     Frame(FrameError),
 }
@@ -219,6 +220,7 @@ impl std::fmt::Display for PushError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PushError::Closed => f.write_str("the connection is closed"),
+            PushError::Full => f.write_str("the connection's buffer is full"),
             PushError::Encode(e) => write!(f, "the message could not be encoded: {e}"),
             PushError::Frame(e) => write!(f, "{e}"),
         }
@@ -245,9 +247,24 @@ impl Conn {
         header: &Header,
         payload: impl FnOnce(&mut PayloadWriter<'_>) -> Result<(), PushError>,
     ) -> Result<(), PushError> {
+        self.push_below(usize::MAX, codec, header, payload)
+    }
+
+    /// [`Conn::push`] unless the buffer already holds `limit` bytes or more.
+    #[inline]
+    fn push_below(
+        &self,
+        limit: usize,
+        codec: &FrameCodec,
+        header: &Header,
+        payload: impl FnOnce(&mut PayloadWriter<'_>) -> Result<(), PushError>,
+    ) -> Result<(), PushError> {
         let mut out = self.out.lock();
         if out.closed {
             return Err(PushError::Closed);
+        }
+        if out.bytes.len() >= limit {
+            return Err(PushError::Full);
         }
         let was_empty = out.bytes.is_empty();
         codec.encode_frame_with(header, &mut out.bytes, payload)?;
@@ -267,10 +284,6 @@ impl Conn {
         self.push(codec, header, |w| {
             encode_cbor(value, w as &mut dyn std::io::Write).map_err(PushError::Encode)
         })
-    }
-
-    fn is_full(&self) -> bool {
-        self.out.lock().bytes.len() >= HIGH_WATER
     }
 
     fn is_closed(&self) -> bool {
@@ -1366,11 +1379,18 @@ impl<A: Actor> RemoteRef<A> {
         }
     }
 
-    fn push_msg(&self, link: &PeerLink, header: &Header, msg: &A::Msg) -> Result<(), PushError> {
+    fn push_msg(
+        &self,
+        link: &PeerLink,
+        limit: usize,
+        header: &Header,
+        msg: &A::Msg,
+    ) -> Result<(), PushError> {
         let encode = self.vtable.encode;
-        link.out_for(self.pid.id()).push(&link.codec, header, |w| {
-            encode(msg, w as &mut dyn std::io::Write).map_err(PushError::Encode)
-        })
+        link.out_for(self.pid.id())
+            .push_below(limit, &link.codec, header, |w| {
+                encode(msg, w as &mut dyn std::io::Write).map_err(PushError::Encode)
+            })
     }
 
     pub(crate) fn try_cast(&self, msg: A::Msg) -> Result<(), TrySendError<A::Msg>> {
@@ -1378,12 +1398,9 @@ impl<A: Actor> RemoteRef<A> {
             Ok(link) if !link.is_stale(self.pid) => link,
             _ => return Err(TrySendError::Closed(msg)),
         };
-        let conn = link.out_for(self.pid.id());
-        if conn.is_full() {
-            return Err(TrySendError::Full(msg));
-        }
-        match self.push_msg(&link, &self.header(FrameKind::Cast, 0), &msg) {
+        match self.push_msg(&link, HIGH_WATER, &self.header(FrameKind::Cast, 0), &msg) {
             Ok(()) => Ok(()),
+            Err(PushError::Full) => Err(TrySendError::Full(msg)),
             Err(e) => {
                 if !matches!(e, PushError::Closed) {
                     tracing::error!(to = %self.pid, actor = A::NAME, "cast not sent: {e}");
@@ -1434,7 +1451,8 @@ impl<A: Actor> RemoteRef<A> {
             correlation,
             error,
         };
-        match self.push_msg(&call.link, &self.header(FrameKind::Call, correlation), &msg) {
+        let header = self.header(FrameKind::Call, correlation);
+        match self.push_msg(&call.link, usize::MAX, &header, &msg) {
             Ok(()) => Ok(call),
             Err(PushError::Closed) => Err(CallError::NoConnection),
             Err(e) => Err(CallError::BadMessage(e.to_string())),
