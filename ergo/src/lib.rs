@@ -108,11 +108,13 @@ pub mod __private {
     pub use core::future::Future;
     pub use serde;
 
-    /// Proves at compile time that a handler argument of a remote actor can cross the network.
+    /// Proves at compile time that a handler argument or reply of a remote actor can cross the
+    /// network.
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot be sent to a remote actor",
-        label = "handler arguments of `#[actor(remote)]` must implement `Serialize` and `Deserialize`",
-        note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]`, or drop `remote` from `#[actor(...)]`"
+        label = "arguments and replies of `#[actor(remote)]` handlers must implement `Serialize` and `Deserialize`",
+        note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]`, or drop `remote` from `#[actor(...)]`",
+        note = "an `ActorRef<A>` is serializable when `A` is declared `#[actor(remote)]`"
     )]
     pub trait RemoteArg {}
     #[diagnostic::do_not_recommend]
