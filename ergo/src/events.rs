@@ -148,22 +148,28 @@ use crate::{Actor, ActorRef, Ctx, ExitReason, Node, Pid, TrySendError};
 /// ```
 pub struct Event<T> {
     name: Cow<'static, str>,
+    encode: Option<EncodeFn<T>>,
     _payload: PhantomData<fn() -> T>,
 }
 
+/// Writes an event's value as CBOR.
+type EncodeFn<T> = fn(&T, &mut dyn std::io::Write) -> Result<(), String>;
+
 impl<T> Event<T> {
-    /// An event called `name` (usable in a `const`).
+    /// An event called `name` (usable in a `const`), for subscribers of this node only.
     pub const fn new(name: &'static str) -> Self {
         Event {
             name: Cow::Borrowed(name),
+            encode: None,
             _payload: PhantomData,
         }
     }
 
-    /// An event whose name is computed at run time.
+    /// An event whose name is computed at run time, for subscribers of this node only.
     pub fn named(name: impl Into<String>) -> Self {
         Event {
             name: Cow::Owned(name.into()),
+            encode: None,
             _payload: PhantomData,
         }
     }
@@ -172,12 +178,57 @@ impl<T> Event<T> {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Whether processes of other nodes can subscribe to it (declared with [`Event::remote`]).
+    pub fn is_remote(&self) -> bool {
+        self.encode.is_some()
+    }
+}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> Event<T> {
+    /// An event called `name` (usable in a `const`) that processes of other nodes can also
+    /// subscribe to (feature `net`): its values cross the network as CBOR, one copy per
+    /// subscribing node.
+    ///
+    /// ```
+    /// use ergo::events::Event;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Clone, Debug, Serialize, Deserialize)]
+    /// struct OrderPlaced { id: u64 }
+    ///
+    /// const ORDERS: Event<OrderPlaced> = Event::remote("orders");
+    /// assert!(ORDERS.is_remote());
+    /// ```
+    pub const fn remote(name: &'static str) -> Self {
+        Event {
+            name: Cow::Borrowed(name),
+            encode: Some(crate::remote::encode_cbor::<T>),
+            _payload: PhantomData,
+        }
+    }
+
+    /// [`Event::remote`] with a name computed at run time.
+    pub fn named_remote(name: impl Into<String>) -> Self {
+        Event {
+            name: Cow::Owned(name.into()),
+            encode: Some(crate::remote::encode_cbor::<T>),
+            _payload: PhantomData,
+        }
+    }
+}
+
+impl<T> Event<T> {
+    fn encoder(&self) -> Option<EncodeFn<T>> {
+        self.encode
+    }
 }
 
 impl<T> Clone for Event<T> {
     fn clone(&self) -> Self {
         Event {
             name: self.name.clone(),
+            encode: self.encode,
             _payload: PhantomData,
         }
     }
@@ -279,9 +330,9 @@ pub enum SubscribeError {
         /// The event's name.
         event: String,
         /// The producer's payload type.
-        registered: &'static str,
+        registered: String,
         /// The subscriber's payload type.
-        requested: &'static str,
+        requested: String,
     },
     /// The subscriber has ended.
     #[error("the subscriber has exited")]
@@ -289,6 +340,16 @@ pub enum SubscribeError {
     /// The subscriber is a process of another node; it subscribes on its own node.
     #[error("the subscriber {0} is a process of another node")]
     NotLocal(crate::Pid),
+    /// The event was registered with [`Event::new`]: only processes of its own node can
+    /// subscribe. Declare it with [`Event::remote`].
+    #[error(
+        "the event `{0}` is not declared remote (`Event::remote`): only its own node can subscribe"
+    )]
+    NotRemote(String),
+    /// The producer's node could not be reached or did not answer.
+    #[cfg(feature = "net")]
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
 }
 
 /// Publishing failed; the value is handed back.
@@ -355,8 +416,14 @@ struct Entry {
 }
 
 /// What the registry and a [`Subscription`] need from a channel of any payload type.
-trait Registration: Send + Sync + 'static {
+pub(crate) trait Registration: Send + Sync + 'static {
     fn id(&self) -> u64;
+    /// The owner's pid.
+    fn owner_pid(&self) -> Pid;
+    /// Adds a subscribing node: one subscriber standing for all of that node's, fed over the
+    /// connection to it. `None` if the registration has ended; `Err` if it is not remote.
+    #[cfg(feature = "net")]
+    fn subscribe_remote(&self, sink: crate::net::node::RemoteSink) -> Result<Option<u64>, ()>;
     /// Closes the channel if its owner has ended; `true` if it is (now) closed.
     fn reap(&self) -> bool;
     fn close(&self, reason: ExitReason);
@@ -366,7 +433,7 @@ trait Registration: Send + Sync + 'static {
 static NEXT_CHANNEL: AtomicU64 = AtomicU64::new(1);
 
 /// What a publish did for one subscriber.
-enum Outcome {
+pub(crate) enum Outcome {
     Queued,
     Full,
     Closed,
@@ -378,9 +445,44 @@ type End = Box<dyn FnOnce(&EventDown) + Send>;
 /// One subscriber: how to hand it a value and how to tell it the event ended.
 struct Sub<T> {
     id: u64,
-    process: ProcHandle,
+    alive: Alive,
     deliver: Deliver<T>,
     end: End,
+}
+
+/// Whether a subscriber is still there: a local process, or (feature `net`) a subscribing
+/// node's connection.
+enum Alive {
+    Process(ProcHandle),
+    #[cfg(feature = "net")]
+    Node(crate::net::node::RemoteSink),
+}
+
+impl Alive {
+    fn is_gone(&self) -> bool {
+        match self {
+            Alive::Process(p) => p.core().is_closed(),
+            #[cfg(feature = "net")]
+            Alive::Node(sink) => sink.is_closed(),
+        }
+    }
+}
+
+/// Who owns a registration: a process of this node, or, for the mirror of another node's
+/// event, that node's owner (known once the subscription is confirmed).
+enum Owner {
+    Process(ProcHandle),
+    #[cfg_attr(not(feature = "net"), allow(dead_code))]
+    Remote(std::sync::OnceLock<Pid>),
+}
+
+impl Owner {
+    fn pid(&self) -> Option<Pid> {
+        match self {
+            Owner::Process(p) => Some(p.core().pid()),
+            Owner::Remote(pid) => pid.get().copied(),
+        }
+    }
 }
 
 struct State<T> {
@@ -390,11 +492,12 @@ struct State<T> {
 }
 
 /// One registration of an event with payload `T`.
-struct Channel<T> {
+pub(crate) struct Channel<T> {
     id: u64,
     name: Arc<str>,
-    owner: ProcHandle,
+    owner: Owner,
     node: Node,
+    encode: Option<EncodeFn<T>>,
     buffer: usize,
     /// Mirrors `state.closed` for the lock-free publish path.
     closed: AtomicBool,
@@ -412,7 +515,10 @@ impl<T: Clone + Send + 'static> Channel<T> {
         if self.closed.load(Ordering::Acquire) {
             return true;
         }
-        let core = self.owner.core();
+        let Owner::Process(owner) = &self.owner else {
+            return false;
+        };
+        let core = owner.core();
         if core.is_closed() {
             let reason = core.exit_reason().cloned().unwrap_or(ExitReason::NoProc);
             self.close(reason);
@@ -459,7 +565,7 @@ impl<T: Clone + Send + 'static> Channel<T> {
             }
         }
         if dead {
-            state.subs.retain(|s| !s.process.core().is_closed());
+            state.subs.retain(|s| !s.alive.is_gone());
             self.subscribers.store(state.subs.len(), Ordering::Release);
         }
         if full > 0 {
@@ -468,7 +574,7 @@ impl<T: Clone + Send + 'static> Channel<T> {
         Ok(queued)
     }
 
-    fn subscribe(&self, process: ProcHandle, deliver: Deliver<T>, end: End) -> Option<u64> {
+    fn subscribe(&self, alive: Alive, deliver: Deliver<T>, end: End) -> Option<u64> {
         let mut state = self.state.lock();
         if state.closed {
             return None;
@@ -476,11 +582,11 @@ impl<T: Clone + Send + 'static> Channel<T> {
         for v in &state.buffer {
             deliver(v.clone());
         }
-        state.subs.retain(|s| !s.process.core().is_closed());
+        state.subs.retain(|s| !s.alive.is_gone());
         let id = self.next_sub.fetch_add(1, Ordering::Relaxed);
         state.subs.push(Sub {
             id,
-            process,
+            alive,
             deliver,
             end,
         });
@@ -492,6 +598,22 @@ impl<T: Clone + Send + 'static> Channel<T> {
 impl<T: Clone + Send + 'static> Registration for Channel<T> {
     fn id(&self) -> u64 {
         self.id
+    }
+
+    fn owner_pid(&self) -> Pid {
+        self.owner
+            .pid()
+            .unwrap_or_else(|| Pid::new(self.node.atom(), 0, 0))
+    }
+
+    #[cfg(feature = "net")]
+    fn subscribe_remote(&self, sink: crate::net::node::RemoteSink) -> Result<Option<u64>, ()> {
+        let encode = self.encode.ok_or(())?;
+        let publish = sink.clone();
+        let deliver: Deliver<T> = Box::new(move |v: T| publish.publish(&mut |w| encode(&v, w)));
+        let down = sink.clone();
+        let end: End = Box::new(move |d: &EventDown| down.down(&d.reason));
+        Ok(self.subscribe(Alive::Node(sink), deliver, end))
     }
 
     fn reap(&self) -> bool {
@@ -519,7 +641,7 @@ impl<T: Clone + Send + 'static> Registration for Channel<T> {
         }
         let down = EventDown {
             event: self.name.to_string(),
-            producer: self.owner.core().pid(),
+            producer: self.owner_pid(),
             reason,
         };
         for sub in subs {
@@ -582,7 +704,7 @@ impl<T> fmt::Debug for EventToken<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventToken")
             .field("event", &self.channel.name)
-            .field("owner", &self.channel.owner.core().pid())
+            .field("owner", &self.channel.owner.pid())
             .finish()
     }
 }
@@ -606,7 +728,7 @@ impl<T: Clone + Send + 'static> EventToken<T> {
 
     /// The owner of the registration.
     pub fn owner(&self) -> Pid {
-        self.channel.owner.core().pid()
+        self.channel.owner_pid()
     }
 
     /// Whether the registration lasts (publishing can succeed).
@@ -746,8 +868,9 @@ impl Node {
         let channel = Arc::new(Channel::<T> {
             id: NEXT_CHANNEL.fetch_add(1, Ordering::Relaxed),
             name: name.clone(),
-            owner: owner.clone(),
+            owner: Owner::Process(owner.clone()),
             node: self.clone(),
+            encode: event.encoder(),
             buffer: options.buffer,
             closed: AtomicBool::new(false),
             subscribers: AtomicUsize::new(0),
@@ -834,7 +957,7 @@ impl Node {
     /// // The same name with another payload type is refused, naming both types.
     /// let wrong: Event<String> = Event::new("orders");
     /// let err = node.link_event(&wrong, &audit, |_s| AuditMsg::Order { _id: 0 }).unwrap_err();
-    /// assert!(matches!(err, SubscribeError::TypeMismatch { registered: "u64", .. }));
+    /// assert!(matches!(err, SubscribeError::TypeMismatch { ref registered, .. } if registered == "u64"));
     /// # Ok(()) }
     /// ```
     pub fn monitor_event<T, A, V, D>(
@@ -946,8 +1069,8 @@ impl Node {
         if entry.type_id != TypeId::of::<T>() {
             return Err(SubscribeError::TypeMismatch {
                 event: event.name().to_owned(),
-                registered: entry.type_name,
-                requested: std::any::type_name::<T>(),
+                registered: entry.type_name.into(),
+                requested: std::any::type_name::<T>().into(),
             });
         }
         if entry.channel.reap() {
@@ -959,8 +1082,8 @@ impl Node {
                 .downcast()
                 .map_err(|_| SubscribeError::TypeMismatch {
                     event: event.name().to_owned(),
-                    registered: entry.type_name,
-                    requested: std::any::type_name::<T>(),
+                    registered: entry.type_name.into(),
+                    requested: std::any::type_name::<T>().into(),
                 })?;
         if !subscriber.is_local() {
             return Err(SubscribeError::NotLocal(subscriber.pid()));
@@ -975,7 +1098,7 @@ impl Node {
             Err(TrySendError::Closed(_)) => Outcome::Closed,
         });
         let id = channel
-            .subscribe(subscriber.handle(), deliver, end)
+            .subscribe(Alive::Process(subscriber.handle()), deliver, end)
             .ok_or_else(not_registered)?;
         Ok(Subscription {
             id,
@@ -1131,5 +1254,353 @@ impl<A: Actor> Ctx<A> {
         V: Fn(T) -> A::Msg + Send + Sync + 'static,
     {
         self.node().link_event(event, self.myself(), on_value)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Across nodes (feature `net`)
+// ---------------------------------------------------------------------------------------------
+
+/// What a subscribing node asks the producer's node.
+#[cfg(feature = "net")]
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct SubRequest {
+    pub(crate) name: String,
+    pub(crate) type_name: String,
+    pub(crate) sub: u64,
+}
+
+/// The producer's node's answer.
+#[cfg(feature = "net")]
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) enum SubAnswer {
+    Subscribed(Pid),
+    NotRegistered,
+    TypeMismatch(String),
+    NotRemote,
+}
+
+/// A subscribing node's subscription of a local event: the registration and the id of the
+/// subscriber standing for the node.
+#[cfg(feature = "net")]
+pub(crate) type RemoteSub = (Arc<dyn Registration>, u64);
+
+/// Producer side: adds the subscribing node behind `sink` to the event `name`.
+#[cfg(feature = "net")]
+pub(crate) fn subscribe_for_node(
+    node: &Node,
+    request: &SubRequest,
+    sink: crate::net::node::RemoteSink,
+) -> (SubAnswer, Option<RemoteSub>) {
+    let Some(entry) = node
+        .event_table()
+        .events
+        .get(request.name.as_str())
+        .map(|e| e.clone())
+    else {
+        return (SubAnswer::NotRegistered, None);
+    };
+    if entry.type_name != request.type_name {
+        return (SubAnswer::TypeMismatch(entry.type_name.to_string()), None);
+    }
+    if entry.channel.reap() {
+        return (SubAnswer::NotRegistered, None);
+    }
+    match entry.channel.subscribe_remote(sink) {
+        Err(()) => (SubAnswer::NotRemote, None),
+        Ok(None) => (SubAnswer::NotRegistered, None),
+        Ok(Some(id)) => (
+            SubAnswer::Subscribed(entry.channel.owner_pid()),
+            Some((entry.channel.clone(), id)),
+        ),
+    }
+}
+
+/// Subscriber side: what the connection hands a mirror.
+#[cfg(feature = "net")]
+pub(crate) trait MirrorSink: Send + Sync + 'static {
+    /// Decodes one value and publishes it to the local subscribers; `Ok(false)` when none is
+    /// left (the subscription can end).
+    fn publish_bytes(&self, node: &Node, bytes: &[u8]) -> Result<bool, String>;
+    /// The producer's registration ended (or the connection was lost).
+    fn close(&self, reason: ExitReason);
+}
+
+/// The local stand-in of another node's event: one subscription of this node, fanned out to
+/// the local subscribers.
+#[cfg(feature = "net")]
+pub(crate) struct Mirror<T> {
+    channel: Arc<Channel<T>>,
+    /// The outcome of the remote subscription, set once by the first local subscriber.
+    ready: tokio::sync::OnceCell<Result<(), SubscribeError>>,
+    pub(crate) sub: u64,
+}
+
+#[cfg(feature = "net")]
+impl<T: Clone + Send + serde::de::DeserializeOwned + 'static> Mirror<T> {
+    pub(crate) fn new(node: &Node, name: &str, sub: u64) -> Arc<Mirror<T>> {
+        Arc::new(Mirror {
+            channel: Arc::new(Channel::<T> {
+                id: NEXT_CHANNEL.fetch_add(1, Ordering::Relaxed),
+                name: Arc::from(name),
+                owner: Owner::Remote(std::sync::OnceLock::new()),
+                node: node.clone(),
+                encode: None,
+                buffer: 0,
+                closed: AtomicBool::new(false),
+                subscribers: AtomicUsize::new(0),
+                dropped: AtomicU64::new(0),
+                next_sub: AtomicU64::new(1),
+                watcher: Mutex::new(None),
+                state: Mutex::new(State {
+                    subs: Vec::new(),
+                    buffer: VecDeque::new(),
+                    closed: false,
+                }),
+            }),
+            ready: tokio::sync::OnceCell::new(),
+            sub,
+        })
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.channel.closed.load(Ordering::Acquire) || self.channel.state.lock().closed
+    }
+}
+
+#[cfg(feature = "net")]
+impl<T: Clone + Send + serde::de::DeserializeOwned + 'static> MirrorSink for Mirror<T> {
+    fn publish_bytes(&self, node: &Node, bytes: &[u8]) -> Result<bool, String> {
+        let value = crate::remote::decoding_with(node, || crate::remote::decode_cbor::<T>(bytes))?;
+        let _ = self.channel.publish(value);
+        Ok(self.channel.subscribers.load(Ordering::Acquire) > 0)
+    }
+
+    fn close(&self, reason: ExitReason) {
+        if matches!(self.ready.get(), Some(Ok(()))) {
+            self.channel.close(reason);
+        } else {
+            // Never confirmed: the subscribers are told by the failed subscribe call instead.
+            let mut state = self.channel.state.lock();
+            state.closed = true;
+            state.subs.clear();
+            self.channel.subscribers.store(0, Ordering::Release);
+            self.channel.closed.store(true, Ordering::Release);
+        }
+    }
+}
+
+#[cfg(feature = "net")]
+impl Node {
+    /// Subscribes `subscriber` (a process of this node) by monitor to `event` registered on
+    /// node `node` (declared there with [`Event::remote`]): as [`Node::monitor_event`], and the
+    /// registration also ends, with [`ExitReason::NoConnection`], when the connection to that
+    /// node is lost. This node receives one copy of each value however many of its processes
+    /// subscribe, and hands it to them in order. Naming this node subscribes locally.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError::NotRegistered`], [`SubscribeError::TypeMismatch`] (the types' names
+    /// differ on the two nodes), [`SubscribeError::NotRemote`] (registered with
+    /// [`Event::new`]), [`SubscribeError::Net`] when the node cannot be reached, and the local
+    /// errors of [`Node::monitor_event`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use ergo::prelude::*;
+    /// use ergo::events::{Event, EventDown, EventOptions};
+    ///
+    /// const PRICES: Event<u32> = Event::remote("prices");
+    ///
+    /// struct Feed;
+    /// #[actor]
+    /// impl Feed {
+    ///     #[handle]
+    ///     fn ping(&self) {}
+    /// }
+    /// #[derive(Default)]
+    /// struct Chart { seen: Vec<u32> }
+    /// #[actor]
+    /// impl Chart {
+    ///     #[handle]
+    ///     fn price(&mut self, p: u32) { self.seen.push(p) }
+    ///     #[handle]
+    ///     fn gone(&mut self, _d: EventDown) {}
+    ///     #[handle]
+    ///     fn seen(&self) -> Vec<u32> { self.seen.clone() }
+    /// }
+    ///
+    /// let a = Node::builder("prices-a@localhost").cookie("secret cookie").start().await?;
+    /// let feed = a.spawn(Feed).await?;
+    /// let token = a.register_event(&PRICES, feed.pid(), EventOptions::new())?;
+    ///
+    /// let b = Node::builder("prices-b@localhost")
+    ///     .cookie("secret cookie")
+    ///     .route("prices-a@localhost", a.listen_addr().unwrap().to_string())
+    ///     .start()
+    ///     .await?;
+    /// let chart = b.spawn(Chart::default()).await?;
+    /// b.monitor_event_at(&PRICES, "prices-a@localhost", &chart,
+    ///     |p| ChartMsg::Price { p }, |d| ChartMsg::Gone { _d: d }).await?;
+    /// token.publish(10)?;
+    /// token.publish(11)?;
+    /// # tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    /// assert_eq!(chart.seen().await?, vec![10, 11]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn monitor_event_at<T, A, V, D>(
+        &self,
+        event: &Event<T>,
+        node: &str,
+        subscriber: &ActorRef<A>,
+        on_value: V,
+        on_down: D,
+    ) -> Result<Subscription, SubscribeError>
+    where
+        T: Clone + Send + serde::de::DeserializeOwned + 'static,
+        A: Actor,
+        V: Fn(T) -> A::Msg + Send + Sync + 'static,
+        D: FnOnce(EventDown) -> A::Msg + Send + 'static,
+    {
+        if node == self.name() {
+            return self.monitor_event(event, subscriber, on_value, on_down);
+        }
+        let target = subscriber.clone();
+        let end: End =
+            Box::new(
+                move |down: &EventDown| match target.try_cast(on_down(down.clone())) {
+                    Ok(()) | Err(TrySendError::Closed(_)) => {}
+                    Err(TrySendError::Full(msg)) => {
+                        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                            rt.spawn(async move {
+                                let _ = target.cast(msg).await;
+                            });
+                        }
+                    }
+                },
+            );
+        self.subscribe_at(event, node, subscriber, on_value, end)
+            .await
+    }
+
+    /// Subscribes `subscriber` by link to `event` registered on node `node`: as
+    /// [`Node::link_event`], and the subscriber also receives an exit signal with
+    /// [`ExitReason::NoConnection`] from the owner when the connection is lost.
+    ///
+    /// # Errors
+    ///
+    /// As [`Node::monitor_event_at`].
+    pub async fn link_event_at<T, A, V>(
+        &self,
+        event: &Event<T>,
+        node: &str,
+        subscriber: &ActorRef<A>,
+        on_value: V,
+    ) -> Result<Subscription, SubscribeError>
+    where
+        T: Clone + Send + serde::de::DeserializeOwned + 'static,
+        A: Actor,
+        V: Fn(T) -> A::Msg + Send + Sync + 'static,
+    {
+        if node == self.name() {
+            return self.link_event(event, subscriber, on_value);
+        }
+        let target = subscriber.clone();
+        let end: End = Box::new(move |down: &EventDown| {
+            target.exit(down.producer, down.reason.clone());
+        });
+        self.subscribe_at(event, node, subscriber, on_value, end)
+            .await
+    }
+
+    async fn subscribe_at<T, A, V>(
+        &self,
+        event: &Event<T>,
+        node: &str,
+        subscriber: &ActorRef<A>,
+        on_value: V,
+        end: End,
+    ) -> Result<Subscription, SubscribeError>
+    where
+        T: Clone + Send + serde::de::DeserializeOwned + 'static,
+        A: Actor,
+        V: Fn(T) -> A::Msg + Send + Sync + 'static,
+    {
+        let net = self
+            .net()
+            .ok_or(SubscribeError::Net(crate::net::NetError::NotNetworked))?
+            .clone();
+        if !subscriber.is_local() {
+            return Err(SubscribeError::NotLocal(subscriber.pid()));
+        }
+        if !subscriber.is_alive() {
+            return Err(SubscribeError::NoProc);
+        }
+        let atom = crate::pid::NodeAtom::intern(node);
+        let mirror: Arc<Mirror<T>> = net.mirror_for(self, atom, event.name())?;
+        let target = subscriber.clone();
+        let deliver: Deliver<T> = Box::new(move |v| match target.try_cast(on_value(v)) {
+            Ok(()) => Outcome::Queued,
+            Err(TrySendError::Full(_)) => Outcome::Full,
+            Err(TrySendError::Closed(_)) => Outcome::Closed,
+        });
+        let not_registered = || SubscribeError::NotRegistered(event.name().to_owned());
+        let id = mirror
+            .channel
+            .subscribe(Alive::Process(subscriber.handle()), deliver, end)
+            .ok_or_else(not_registered)?;
+        let ready = mirror
+            .ready
+            .get_or_init(|| {
+                let (net, node, mirror) = (net.clone(), self.clone(), mirror.clone());
+                async move {
+                    let sink: Arc<dyn MirrorSink> = mirror.clone();
+                    let request = SubRequest {
+                        name: mirror.channel.name.to_string(),
+                        type_name: std::any::type_name::<T>().to_string(),
+                        sub: mirror.sub,
+                    };
+                    let answer = net.event_subscribe(&node, atom, &request, sink).await;
+                    match answer {
+                        Ok(SubAnswer::Subscribed(owner)) => {
+                            if let Owner::Remote(pid) = &mirror.channel.owner {
+                                let _ = pid.set(owner);
+                            }
+                            Ok(())
+                        }
+                        other => {
+                            net.drop_mirror(atom, &request.name, mirror.sub);
+                            Err(match other {
+                                Ok(SubAnswer::TypeMismatch(registered)) => {
+                                    SubscribeError::TypeMismatch {
+                                        event: request.name.clone(),
+                                        registered,
+                                        requested: request.type_name.clone(),
+                                    }
+                                }
+                                Ok(SubAnswer::NotRemote) => {
+                                    SubscribeError::NotRemote(request.name.clone())
+                                }
+                                Ok(_) => SubscribeError::NotRegistered(request.name.clone()),
+                                Err(e) => SubscribeError::Net(e),
+                            })
+                        }
+                    }
+                }
+            })
+            .await;
+        match ready {
+            Ok(()) => Ok(Subscription {
+                id,
+                event: mirror.channel.name.clone(),
+                channel: mirror.channel.clone(),
+            }),
+            Err(e) => {
+                mirror.channel.remove_subscriber(id);
+                Err(e.clone())
+            }
+        }
     }
 }

@@ -454,6 +454,11 @@ impl Node {
     }
 
     #[cfg_attr(not(feature = "net"), allow(dead_code))]
+    pub(crate) fn atom(&self) -> NodeAtom {
+        self.inner.atom
+    }
+
+    #[cfg_attr(not(feature = "net"), allow(dead_code))]
     pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
         &self.inner.runtime
     }

@@ -111,11 +111,24 @@ pub enum FrameKind {
     /// One handshake message (payload: see [`super::handshake`]); valid only before
     /// authentication, and the only kind valid then.
     Handshake = 16,
+    /// A request from `from` to the receiving node to forward an event's values: `correlation`:
+    /// the subscription id the values will carry (chosen by the subscribing node); payload: the
+    /// event name and payload type (CBOR). Answered by a `Reply` (the owner's pid) or a
+    /// `CallFailed`; then `EventPublish` frames follow.
+    EventSubscribe = 17,
+    /// One published value of a subscribed event: `correlation`: the subscription id; payload:
+    /// the value (CBOR).
+    EventPublish = 18,
+    /// The event's registration ended: `correlation`: the subscription id; payload: the owner's
+    /// exit reason (CBOR). No values follow.
+    EventDown = 19,
+    /// The subscribing node no longer wants the values: `correlation`: the subscription id.
+    EventUnsubscribe = 20,
 }
 
 impl FrameKind {
     /// Every kind, in code order.
-    pub const ALL: [FrameKind; 16] = [
+    pub const ALL: [FrameKind; 20] = [
         FrameKind::Cast,
         FrameKind::Call,
         FrameKind::Reply,
@@ -132,6 +145,10 @@ impl FrameKind {
         FrameKind::Lookup,
         FrameKind::Heartbeat,
         FrameKind::Handshake,
+        FrameKind::EventSubscribe,
+        FrameKind::EventPublish,
+        FrameKind::EventDown,
+        FrameKind::EventUnsubscribe,
     ];
 
     /// The kind's code on the wire.
@@ -631,6 +648,7 @@ mod tests {
         assert_eq!(FrameKind::Down.code(), 13);
         assert_eq!(FrameKind::Heartbeat.code(), 15);
         assert_eq!(FrameKind::Handshake.code(), 16);
+        assert_eq!(FrameKind::EventUnsubscribe.code(), 20);
         for (i, kind) in FrameKind::ALL.iter().enumerate() {
             assert_eq!(
                 usize::from(kind.code()),
@@ -640,7 +658,7 @@ mod tests {
             assert_eq!(FrameKind::from_code(kind.code()), Some(*kind));
         }
         assert_eq!(FrameKind::from_code(0), None);
-        assert_eq!(FrameKind::from_code(17), None);
+        assert_eq!(FrameKind::from_code(21), None);
         assert_eq!(FrameKind::from_code(255), None);
     }
 

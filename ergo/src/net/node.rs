@@ -144,6 +144,8 @@ pub(crate) struct Net {
     cancel: CancellationToken,
     next_call: AtomicU64,
     node: OnceLock<crate::node::WeakNode>,
+    /// Mirrors of other nodes' events, by (node, event name); typed `Arc<Mirror<T>>`.
+    mirrors: DashMap<(NodeAtom, Arc<str>), MirrorEntry>,
 }
 
 const CONNECTING: u8 = 0;
@@ -165,6 +167,11 @@ pub(crate) struct PeerLink {
     reg: Mutex<Registry>,
     down_reason: OnceLock<String>,
     codec: FrameCodec,
+    /// Events of the peer this node subscribes to, by subscription id.
+    mirrors: Mutex<HashMap<u64, Arc<dyn crate::events::MirrorSink>>>,
+    /// This node's events the peer subscribes to: subscription id -> (registration, the
+    /// subscriber id standing for the peer).
+    remote_subs: Mutex<HashMap<u64, crate::events::RemoteSub>>,
 }
 
 /// Links and monitors across the link, so its loss fires each once.
@@ -358,6 +365,8 @@ impl PeerLink {
             reg: Mutex::new(Registry::default()),
             down_reason: OnceLock::new(),
             codec,
+            mirrors: Mutex::new(HashMap::new()),
+            remote_subs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -454,6 +463,7 @@ impl Net {
             cancel: CancellationToken::new(),
             next_call: AtomicU64::new(1),
             node: OnceLock::new(),
+            mirrors: DashMap::new(),
         }))
     }
 
@@ -967,6 +977,66 @@ impl Net {
                     }
                 }
             }
+            FrameKind::EventSubscribe => {
+                let request = decode_cbor::<crate::events::SubRequest>(payload)?;
+                let sink = RemoteSink {
+                    link: link.clone(),
+                    sub: request.sub,
+                };
+                let (answer, registered) = crate::events::subscribe_for_node(node, &request, sink);
+                if let Some(registered) = registered {
+                    link.remote_subs.lock().insert(request.sub, registered);
+                }
+                let header = Header {
+                    kind: FrameKind::Reply,
+                    to: WirePid {
+                        id: h.from,
+                        creation: link.creation(),
+                    },
+                    from: 0,
+                    correlation: h.correlation,
+                };
+                let _ = conn.push_value(&self.codec, &header, &answer);
+            }
+            FrameKind::EventPublish => {
+                let mirror = link.mirrors.lock().get(&h.correlation).cloned();
+                match mirror.map(|m| m.publish_bytes(node, payload)) {
+                    Some(Ok(true)) => {}
+                    Some(Ok(false)) | None => {
+                        // Nobody here listens any more: end the subscription.
+                        if let Some(m) = link.mirrors.lock().remove(&h.correlation) {
+                            m.close(ExitReason::Normal);
+                        }
+                        self.forget_mirror(link.atom, h.correlation);
+                        let header = Header {
+                            kind: FrameKind::EventUnsubscribe,
+                            to: WirePid::NODE,
+                            from: 0,
+                            correlation: h.correlation,
+                        };
+                        let _ = link
+                            .out_for(h.correlation)
+                            .push(&self.codec, &header, |_| Ok(()));
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(peer = %link.name, "an event value did not decode: {e}");
+                    }
+                }
+            }
+            FrameKind::EventDown => {
+                let reason = reason()?;
+                let mirror = link.mirrors.lock().remove(&h.correlation);
+                self.forget_mirror(link.atom, h.correlation);
+                if let Some(m) = mirror {
+                    m.close(reason);
+                }
+            }
+            FrameKind::EventUnsubscribe => {
+                let sub = link.remote_subs.lock().remove(&h.correlation);
+                if let Some((registration, id)) = sub {
+                    registration.remove_subscriber(id);
+                }
+            }
             FrameKind::Heartbeat => {}
             FrameKind::Handshake => return Err("a handshake frame after authentication".into()),
         }
@@ -992,6 +1062,15 @@ impl Net {
         let pending = std::mem::take(&mut *link.pending.lock());
         for (_, p) in pending {
             let _ = p.error.set(CallError::NoConnection);
+        }
+        let subs = std::mem::take(&mut *link.remote_subs.lock());
+        for (_, (registration, id)) in subs {
+            registration.remove_subscriber(id);
+        }
+        let mirrors = std::mem::take(&mut *link.mirrors.lock());
+        for (sub, mirror) in mirrors {
+            self.forget_mirror(link.atom, sub);
+            mirror.close(ExitReason::NoConnection);
         }
         let reg = std::mem::take(&mut *link.reg.lock());
         let Some(node) = self.node_hint(link) else {
@@ -1133,6 +1212,118 @@ impl Net {
             node: node.clone(),
             vtable,
         })))
+    }
+
+    /// The mirror of event `name` of node `atom` with payload `T`, made if there is none (or
+    /// the old one has closed).
+    pub(crate) fn mirror_for<T>(
+        &self,
+        node: &Node,
+        atom: NodeAtom,
+        name: &str,
+    ) -> Result<Arc<crate::events::Mirror<T>>, crate::events::SubscribeError>
+    where
+        T: Clone + Send + serde::de::DeserializeOwned + 'static,
+    {
+        use dashmap::mapref::entry::Entry;
+        let key = (atom, Arc::<str>::from(name));
+        let mismatch = || crate::events::SubscribeError::TypeMismatch {
+            event: name.to_string(),
+            registered: "another type (subscribed to by another process of this node)".into(),
+            requested: std::any::type_name::<T>().into(),
+        };
+        match self.mirrors.entry(key) {
+            Entry::Occupied(mut e) => {
+                let existing = e
+                    .get()
+                    .typed
+                    .clone()
+                    .downcast::<crate::events::Mirror<T>>()
+                    .map_err(|_| mismatch())?;
+                if !existing.is_closed() {
+                    return Ok(existing);
+                }
+                let sub = self.next_call.fetch_add(1, Ordering::Relaxed);
+                let mirror = crate::events::Mirror::<T>::new(node, name, sub);
+                e.insert(MirrorEntry {
+                    sub,
+                    typed: mirror.clone(),
+                });
+                Ok(mirror)
+            }
+            Entry::Vacant(v) => {
+                let sub = self.next_call.fetch_add(1, Ordering::Relaxed);
+                let mirror = crate::events::Mirror::<T>::new(node, name, sub);
+                v.insert(MirrorEntry {
+                    sub,
+                    typed: mirror.clone(),
+                });
+                Ok(mirror)
+            }
+        }
+    }
+
+    /// Removes a mirror that failed to subscribe.
+    pub(crate) fn drop_mirror(&self, atom: NodeAtom, name: &str, sub: u64) {
+        self.mirrors
+            .remove_if(&(atom, Arc::<str>::from(name)), |_, m| m.sub == sub);
+        if let Some(link) = self.peers.get(&atom) {
+            link.mirrors.lock().remove(&sub);
+        }
+    }
+
+    /// Removes the table entry of the mirror with subscription id `sub` of node `atom`.
+    fn forget_mirror(&self, atom: NodeAtom, sub: u64) {
+        self.mirrors.retain(|(a, _), m| *a != atom || m.sub != sub);
+    }
+
+    /// Asks the peer `atom` to forward an event's values to `sink`.
+    pub(crate) async fn event_subscribe(
+        self: &Arc<Self>,
+        node: &Node,
+        atom: NodeAtom,
+        request: &crate::events::SubRequest,
+        sink: Arc<dyn crate::events::MirrorSink>,
+    ) -> Result<crate::events::SubAnswer, NetError> {
+        let link = self.link_for(node, atom)?;
+        link.mirrors.lock().insert(request.sub, sink);
+        let correlation = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel::<crate::events::SubAnswer>();
+        let error = Arc::new(OnceLock::new());
+        link.pending.lock().insert(
+            correlation,
+            Pending {
+                reply: PendingReply {
+                    deliver: Box::new(move |bytes: &[u8]| {
+                        let _ = tx.send(decode_cbor(bytes)?);
+                        Ok(())
+                    }),
+                },
+                error,
+            },
+        );
+        let header = Header {
+            kind: FrameKind::EventSubscribe,
+            to: WirePid::NODE,
+            from: 0,
+            correlation,
+        };
+        if link
+            .out_for(request.sub)
+            .push_value(&self.codec, &header, request)
+            .is_err()
+        {
+            link.take_pending(correlation);
+            return Err(link.no_connection());
+        }
+        match tokio::time::timeout(node.call_timeout(), rx).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(_)) => Err(link.no_connection()),
+            Err(_) => {
+                link.take_pending(correlation);
+                Err(NetError::Timeout(link.name.to_string()))
+            }
+        }
     }
 
     /// Stops listening, lets queued frames go out (up to `grace`), then closes every link.
@@ -1632,5 +1823,66 @@ impl<R> Drop for RemoteReply<R> {
                 route.fail(&WireFailure::Exited(reason));
             }
         });
+    }
+}
+
+/// A mirror in the node's table: its subscription id and the typed `Arc<Mirror<T>>`.
+#[derive(Clone)]
+struct MirrorEntry {
+    sub: u64,
+    typed: Arc<dyn std::any::Any + Send + Sync>,
+}
+
+/// A subscribing node as one subscriber of a local event: values go to it as frames.
+#[derive(Clone)]
+pub(crate) struct RemoteSink {
+    link: Arc<PeerLink>,
+    sub: u64,
+}
+
+impl RemoteSink {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.link.is_down()
+    }
+
+    /// Queues one value (written by `write`) for the subscribing node.
+    pub(crate) fn publish(
+        &self,
+        write: &mut dyn FnMut(&mut dyn std::io::Write) -> Result<(), String>,
+    ) -> crate::events::Outcome {
+        use crate::events::Outcome;
+        let header = Header {
+            kind: FrameKind::EventPublish,
+            to: WirePid::NODE,
+            from: 0,
+            correlation: self.sub,
+        };
+        let conn = self.link.out_for(self.sub);
+        match conn.push_below(HIGH_WATER, &self.link.codec, &header, |w| {
+            write(w as &mut dyn std::io::Write).map_err(PushError::Encode)
+        }) {
+            Ok(()) => Outcome::Queued,
+            Err(PushError::Full) => Outcome::Full,
+            Err(PushError::Closed) => Outcome::Closed,
+            Err(e) => {
+                tracing::error!(peer = %self.link.name, "an event value was not sent: {e}");
+                Outcome::Full
+            }
+        }
+    }
+
+    /// Tells the subscribing node the registration ended.
+    pub(crate) fn down(&self, reason: &ExitReason) {
+        self.link.remote_subs.lock().remove(&self.sub);
+        let header = Header {
+            kind: FrameKind::EventDown,
+            to: WirePid::NODE,
+            from: 0,
+            correlation: self.sub,
+        };
+        let _ = self
+            .link
+            .out_for(self.sub)
+            .push_value(&self.link.codec, &header, reason);
     }
 }
