@@ -662,6 +662,82 @@ impl Node {
             .await
     }
 
+    /// Every instance of the service `name`: the process registered under that name on this
+    /// node and on each node this one knows (its routes and the nodes linked to it), asked
+    /// concurrently. Nodes that cannot be reached, or where the name is not registered (or runs
+    /// another actor), are skipped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), ergo::Error> {
+    /// use ergo::prelude::*;
+    ///
+    /// struct Billing;
+    /// #[actor(remote)]
+    /// impl Billing {
+    ///     #[handle]
+    ///     fn charge(&self, cents: u64) -> u64 { cents }
+    /// }
+    ///
+    /// let a = Node::builder("find-a@localhost").cookie("secret cookie").start().await?;
+    /// a.register("billing", &a.spawn(Billing).await?)?;
+    /// let b = Node::builder("find-b@localhost")
+    ///     .cookie("secret cookie")
+    ///     .route("find-a@localhost", a.listen_addr().unwrap().to_string())
+    ///     .start()
+    ///     .await?;
+    /// b.register("billing", &b.spawn(Billing).await?)?;
+    /// let all = b.find_all::<Billing>("billing").await;
+    /// assert_eq!(all.len(), 2);
+    /// let one = b.find::<Billing>("billing").await?;
+    /// assert_eq!(one.charge(5).await?, 5);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "net")]
+    pub async fn find_all<A: crate::RemoteActor>(&self, name: &str) -> Vec<ActorRef<A>> {
+        let mut found: Vec<ActorRef<A>> = self.whereis::<A>(name).into_iter().collect();
+        let Some(net) = &self.inner.net else {
+            return found;
+        };
+        let peers = net.known();
+        let lookups = peers
+            .iter()
+            .filter(|p| p.as_str() != self.name())
+            .map(|peer| self.lookup::<A>(name, peer));
+        found.extend(
+            futures_util::future::join_all(lookups)
+                .await
+                .into_iter()
+                .flatten(),
+        );
+        found
+    }
+
+    /// One instance of the service `name`: the local one if this node runs it, otherwise the
+    /// first found on the nodes this one knows (see [`Node::find_all`]).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::net::NetError::NotFound`] when no known node runs it.
+    #[cfg(feature = "net")]
+    pub async fn find<A: crate::RemoteActor>(
+        &self,
+        name: &str,
+    ) -> Result<ActorRef<A>, crate::net::NetError> {
+        if let Some(local) = self.whereis::<A>(name) {
+            return Ok(local);
+        }
+        self.find_all::<A>(name)
+            .await
+            .into_iter()
+            .next()
+            .ok_or_else(|| crate::net::NetError::NotFound {
+                name: name.into(),
+                node: "any known node".into(),
+            })
+    }
+
     pub(crate) fn remove_process(&self, pid: Pid) {
         self.inner.processes.remove(&pid.id());
     }

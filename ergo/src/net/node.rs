@@ -496,6 +496,19 @@ impl Net {
             .collect()
     }
 
+    /// The nodes this node knows of: its routes and the nodes linked to it, sorted.
+    pub(crate) fn known(&self) -> Vec<String> {
+        let mut known: Vec<String> = self
+            .routes
+            .iter()
+            .map(|r| r.key().to_string())
+            .chain(self.connected())
+            .collect();
+        known.sort();
+        known.dedup();
+        known
+    }
+
     /// The link to the peer `atom`, made (and dialled) if there is none.
     pub(crate) fn link_for(
         self: &Arc<Self>,
