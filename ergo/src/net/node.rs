@@ -344,11 +344,14 @@ struct LookupRequest {
 }
 
 #[derive(Serialize, Deserialize)]
-struct LookupAnswer {
-    id: u64,
-    creation: u32,
-    actor: String,
-    remote: bool,
+enum LookupAnswer {
+    Found {
+        id: u64,
+        creation: u32,
+        actor: String,
+        remote: bool,
+    },
+    NotFound,
 }
 
 impl PeerLink {
@@ -964,31 +967,19 @@ impl Net {
             }
             FrameKind::Lookup => {
                 let request = decode_cbor::<LookupRequest>(payload)?;
-                let mut header = Header {
-                    kind: FrameKind::Reply,
-                    to: WirePid {
-                        id: h.from,
-                        creation: link.creation(),
-                    },
-                    from: 0,
-                    correlation: h.correlation,
-                };
-                match node.registered_process(&request.name) {
+                let answer = match node.registered_process(&request.name) {
                     Some(p) => {
                         let pid = p.core().pid();
-                        let answer = LookupAnswer {
+                        LookupAnswer::Found {
                             id: pid.id(),
                             creation: pid.creation(),
                             actor: p.actor_name().to_string(),
                             remote: p.is_remote(),
-                        };
-                        let _ = conn.push_value(&self.codec, &header, &answer);
+                        }
                     }
-                    None => {
-                        header.kind = FrameKind::CallFailed;
-                        let _ = conn.push_value(&self.codec, &header, &WireFailure::NoProc);
-                    }
-                }
+                    None => LookupAnswer::NotFound,
+                };
+                self.answer(conn, link, h, &answer);
             }
             FrameKind::EventSubscribe => {
                 let request = decode_cbor::<crate::events::SubRequest>(payload)?;
@@ -1000,16 +991,7 @@ impl Net {
                 if let Some(registered) = registered {
                     link.remote_subs.lock().insert(request.sub, registered);
                 }
-                let header = Header {
-                    kind: FrameKind::Reply,
-                    to: WirePid {
-                        id: h.from,
-                        creation: link.creation(),
-                    },
-                    from: 0,
-                    correlation: h.correlation,
-                };
-                let _ = conn.push_value(&self.codec, &header, &answer);
+                self.answer(conn, link, h, &answer);
             }
             FrameKind::EventPublish => {
                 let mirror = link.mirrors.lock().get(&h.correlation).cloned();
@@ -1156,18 +1138,38 @@ impl Net {
         }
     }
 
-    /// Resolves `name` on the peer `atom`.
-    pub(crate) async fn lookup<A: Actor>(
+    /// Answers a node-level request (`Lookup`, `EventSubscribe`, `NodeRequest`) on the
+    /// connection it came on.
+    pub(crate) fn answer<T: Serialize>(&self, conn: &Conn, link: &PeerLink, h: Header, answer: &T) {
+        let header = Header {
+            kind: FrameKind::Reply,
+            to: WirePid {
+                id: h.from,
+                creation: link.creation(),
+            },
+            from: 0,
+            correlation: h.correlation,
+        };
+        let _ = conn.push_value(&self.codec, &header, answer);
+    }
+
+    /// Sends a node-level request of `kind` to the peer `atom` on the connection chosen by
+    /// `route` and waits (up to the node's call timeout) for its `Reply`.
+    pub(crate) async fn request<Q, R>(
         self: &Arc<Self>,
         node: &Node,
-        name: &str,
         atom: NodeAtom,
-        vtable: RemoteVTable<A::Msg>,
-    ) -> Result<crate::ActorRef<A>, NetError> {
+        kind: FrameKind,
+        route: u64,
+        payload: &Q,
+    ) -> Result<R, NetError>
+    where
+        Q: Serialize,
+        R: serde::de::DeserializeOwned + Send + 'static,
+    {
         let link = self.link_for(node, atom)?;
         let correlation = self.next_call.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel::<LookupAnswer>();
-        let error = Arc::new(OnceLock::new());
+        let (tx, rx) = oneshot::channel::<R>();
         link.pending.lock().insert(
             correlation,
             Pending {
@@ -1177,54 +1179,67 @@ impl Net {
                         Ok(())
                     }),
                 },
-                error: error.clone(),
+                error: Arc::new(OnceLock::new()),
             },
         );
         let header = Header {
-            kind: FrameKind::Lookup,
+            kind,
             to: WirePid::NODE,
             from: 0,
             correlation,
         };
-        let request = LookupRequest {
-            name: name.to_string(),
-        };
-        if link.outs[0]
-            .push_value(&self.codec, &header, &request)
+        if link
+            .out_for(route)
+            .push_value(&self.codec, &header, payload)
             .is_err()
         {
             link.take_pending(correlation);
             return Err(link.no_connection());
         }
-        let answer = match tokio::time::timeout(node.call_timeout(), rx).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => {
-                return Err(match error.get() {
-                    Some(CallError::NoProc) => NetError::NotFound {
-                        name: name.to_string(),
-                        node: link.name.to_string(),
-                    },
-                    _ => link.no_connection(),
-                })
-            }
+        match tokio::time::timeout(node.call_timeout(), rx).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(_)) => Err(link.no_connection()),
             Err(_) => {
                 link.take_pending(correlation);
-                return Err(NetError::Timeout(link.name.to_string()));
+                Err(NetError::Timeout(link.name.to_string()))
             }
-        };
-        if answer.actor != A::NAME || !answer.remote {
-            return Err(NetError::WrongActor {
-                name: name.to_string(),
-                expected: A::NAME,
-                found: answer.actor,
-            });
         }
-        let pid = Pid::new(atom, answer.id, answer.creation);
-        Ok(crate::ActorRef::from_remote(Arc::new(RemoteRef {
-            pid,
-            node: node.clone(),
-            vtable,
-        })))
+    }
+
+    /// Resolves `name` on the peer `atom`.
+    pub(crate) async fn lookup<A: Actor>(
+        self: &Arc<Self>,
+        node: &Node,
+        name: &str,
+        atom: NodeAtom,
+        vtable: RemoteVTable<A::Msg>,
+    ) -> Result<crate::ActorRef<A>, NetError> {
+        let request = LookupRequest {
+            name: name.to_string(),
+        };
+        let answer = self
+            .request(node, atom, FrameKind::Lookup, 0, &request)
+            .await?;
+        match answer {
+            LookupAnswer::NotFound => Err(NetError::NotFound {
+                name: name.to_string(),
+                node: atom.name().to_string(),
+            }),
+            LookupAnswer::Found { actor, remote, .. } if actor != A::NAME || !remote => {
+                Err(NetError::WrongActor {
+                    name: name.to_string(),
+                    expected: A::NAME,
+                    found: actor,
+                })
+            }
+            LookupAnswer::Found { id, creation, .. } => {
+                Ok(crate::ActorRef::from_remote(Arc::new(RemoteRef {
+                    pid: Pid::new(atom, id, creation),
+                    node: node.clone(),
+                    vtable,
+                })))
+            }
+        }
     }
 
     /// The mirror of event `name` of node `atom` with payload `T`, made if there is none (or
@@ -1298,45 +1313,13 @@ impl Net {
         request: &crate::events::SubRequest,
         sink: Arc<dyn crate::events::MirrorSink>,
     ) -> Result<crate::events::SubAnswer, NetError> {
-        let link = self.link_for(node, atom)?;
-        link.mirrors.lock().insert(request.sub, sink);
-        let correlation = self.next_call.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel::<crate::events::SubAnswer>();
-        let error = Arc::new(OnceLock::new());
-        link.pending.lock().insert(
-            correlation,
-            Pending {
-                reply: PendingReply {
-                    deliver: Box::new(move |bytes: &[u8]| {
-                        let _ = tx.send(decode_cbor(bytes)?);
-                        Ok(())
-                    }),
-                },
-                error,
-            },
-        );
-        let header = Header {
-            kind: FrameKind::EventSubscribe,
-            to: WirePid::NODE,
-            from: 0,
-            correlation,
-        };
-        if link
-            .out_for(request.sub)
-            .push_value(&self.codec, &header, request)
-            .is_err()
-        {
-            link.take_pending(correlation);
-            return Err(link.no_connection());
-        }
-        match tokio::time::timeout(node.call_timeout(), rx).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(_)) => Err(link.no_connection()),
-            Err(_) => {
-                link.take_pending(correlation);
-                Err(NetError::Timeout(link.name.to_string()))
-            }
-        }
+        // The mirror is in place before the request goes: values may arrive before the answer.
+        self.link_for(node, atom)?
+            .mirrors
+            .lock()
+            .insert(request.sub, sink);
+        self.request(node, atom, FrameKind::EventSubscribe, request.sub, request)
+            .await
     }
 
     /// Stops listening, lets queued frames go out (up to `grace`), then closes every link.
