@@ -177,6 +177,10 @@ pub enum Error {
     #[cfg(feature = "net")]
     #[error(transparent)]
     Net(#[from] crate::net::NetError),
+    /// A remote spawn or remote application start failed.
+    #[cfg(feature = "net")]
+    #[error(transparent)]
+    RemoteSpawn(#[from] crate::net::RemoteSpawnError),
     /// A cast failed because the process has ended.
     #[error("the process has exited; message dropped")]
     Send,

@@ -110,8 +110,10 @@
 pub mod frame;
 pub mod handshake;
 pub(crate) mod node;
+mod spawn;
 
 pub use node::NetError;
+pub use spawn::RemoteSpawnError;
 
 /// The byte buffer types of the frame API (re-exported from the `bytes` crate).
 pub use bytes::{Bytes, BytesMut};

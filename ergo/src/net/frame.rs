@@ -124,11 +124,14 @@ pub enum FrameKind {
     EventDown = 19,
     /// The subscribing node no longer wants the values: `correlation`: the subscription id.
     EventUnsubscribe = 20,
+    /// A request to the receiving node itself (start an allow-listed actor or application):
+    /// `correlation`: the call id; payload: the request (CBOR). Answered by a `Reply`.
+    NodeRequest = 21,
 }
 
 impl FrameKind {
     /// Every kind, in code order.
-    pub const ALL: [FrameKind; 20] = [
+    pub const ALL: [FrameKind; 21] = [
         FrameKind::Cast,
         FrameKind::Call,
         FrameKind::Reply,
@@ -149,6 +152,7 @@ impl FrameKind {
         FrameKind::EventPublish,
         FrameKind::EventDown,
         FrameKind::EventUnsubscribe,
+        FrameKind::NodeRequest,
     ];
 
     /// The kind's code on the wire.
@@ -658,7 +662,7 @@ mod tests {
             assert_eq!(FrameKind::from_code(kind.code()), Some(*kind));
         }
         assert_eq!(FrameKind::from_code(0), None);
-        assert_eq!(FrameKind::from_code(21), None);
+        assert_eq!(FrameKind::from_code(22), None);
         assert_eq!(FrameKind::from_code(255), None);
     }
 

@@ -146,6 +146,10 @@ pub(crate) struct Net {
     node: OnceLock<crate::node::WeakNode>,
     /// Mirrors of other nodes' events, by (node, event name); typed `Arc<Mirror<T>>`.
     mirrors: DashMap<(NodeAtom, Arc<str>), MirrorEntry>,
+    /// The factories other nodes may spawn, by name (empty: remote spawn is off).
+    pub(crate) spawners: DashMap<String, Arc<dyn super::spawn::Spawner>>,
+    /// The applications other nodes may start.
+    pub(crate) remote_apps: DashMap<String, ()>,
 }
 
 const CONNECTING: u8 = 0;
@@ -467,6 +471,8 @@ impl Net {
             next_call: AtomicU64::new(1),
             node: OnceLock::new(),
             mirrors: DashMap::new(),
+            spawners: DashMap::new(),
+            remote_apps: DashMap::new(),
         }))
     }
 
@@ -733,7 +739,7 @@ impl Net {
     }
 
     async fn read_loop(
-        &self,
+        self: &Arc<Self>,
         node: &Node,
         link: &Arc<PeerLink>,
         conn: &Arc<Conn>,
@@ -778,7 +784,7 @@ impl Net {
 
     /// Handles one incoming frame.
     fn dispatch(
-        &self,
+        self: &Arc<Self>,
         node: &Node,
         link: &Arc<PeerLink>,
         conn: &Arc<Conn>,
@@ -1031,6 +1037,10 @@ impl Net {
                 if let Some((registration, id)) = sub {
                     registration.remove_subscriber(id);
                 }
+            }
+            FrameKind::NodeRequest => {
+                let request = decode_cbor::<super::spawn::NodeRequest>(payload)?;
+                self.serve_request(node, link, conn, h, request);
             }
             FrameKind::Heartbeat => {}
             FrameKind::Handshake => return Err("a handshake frame after authentication".into()),
