@@ -21,6 +21,7 @@ const ORDERS: Event<OrderPlaced> = Event::remote("orders");
 async fn node(name: &str) -> Node {
     Node::builder(name)
         .cookie(COOKIE)
+        .no_registrar()
         .heartbeat(Duration::from_millis(200), Duration::from_secs(2))
         .start()
         .await

@@ -11,6 +11,7 @@ const COOKIE: &str = "net-remote test cookie, long and random enough";
 async fn node(name: &str) -> Node {
     Node::builder(name)
         .cookie(COOKIE)
+        .no_registrar()
         .heartbeat(Duration::from_millis(200), Duration::from_secs(2))
         .start()
         .await

@@ -28,6 +28,7 @@ impl Counter {
 async fn node(name: &str, cookie: &str) -> Node {
     Node::builder(name)
         .cookie(cookie)
+        .no_registrar()
         .start()
         .await
         .expect("node starts")
@@ -45,6 +46,7 @@ async fn server(name: &str) -> (Node, ActorRef<Counter>) {
 async fn still_serves(a: &Node, peer: &str) {
     let b = Node::builder(peer)
         .cookie(COOKIE)
+        .no_registrar()
         .route(a.name(), a.listen_addr().unwrap().to_string())
         .start()
         .await
@@ -189,6 +191,7 @@ async fn a_message_that_does_not_decode_fails_the_call_and_nothing_else() {
 async fn a_pid_of_an_earlier_run_gets_noproc_and_never_reaches_the_new_process() {
     let first = Node::builder("ns-phoenix@localhost")
         .cookie(COOKIE)
+        .no_registrar()
         .creation(1)
         .start()
         .await
@@ -205,6 +208,7 @@ async fn a_pid_of_an_earlier_run_gets_noproc_and_never_reaches_the_new_process()
     // The node restarts with the same name: the new process even gets the same id.
     let second = Node::builder("ns-phoenix@localhost")
         .cookie(COOKIE)
+        .no_registrar()
         .creation(2)
         .start()
         .await
@@ -238,6 +242,7 @@ async fn a_pid_of_an_earlier_run_gets_noproc_and_never_reaches_the_new_process()
 async fn idle_sockets_cannot_hold_the_handshake_slots() {
     let a = Node::builder("ns-a6@localhost")
         .cookie(COOKIE)
+        .no_registrar()
         .max_handshakes(2)
         .handshake_timeout(Duration::from_millis(300))
         .start()
@@ -260,6 +265,7 @@ async fn idle_sockets_cannot_hold_the_handshake_slots() {
 async fn a_silent_peer_is_dropped_after_the_heartbeat_timeout() {
     let a = Node::builder("ns-a7@localhost")
         .cookie(COOKIE)
+        .no_registrar()
         .heartbeat(Duration::from_millis(100), Duration::from_millis(500))
         .start()
         .await

@@ -52,11 +52,13 @@ impl Other {
 async fn pair(prefix: &str) -> (Node, Node) {
     let worker = Node::builder(format!("{prefix}-w@localhost"))
         .cookie(COOKIE)
+        .no_registrar()
         .start()
         .await
         .unwrap();
     let boss = Node::builder(format!("{prefix}-b@localhost"))
         .cookie(COOKIE)
+        .no_registrar()
         .route(worker.name(), worker.listen_addr().unwrap().to_string())
         .start()
         .await

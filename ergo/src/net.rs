@@ -110,9 +110,13 @@
 pub mod frame;
 pub mod handshake;
 pub(crate) mod node;
+pub mod registrar;
 mod spawn;
 
 pub use node::NetError;
+pub use registrar::{
+    EmbeddedRegistrar, Membership, Registrar, RegistrarError, StaticRoutes, DEFAULT_REGISTRAR_PORT,
+};
 pub use spawn::RemoteSpawnError;
 
 /// The byte buffer types of the frame API (re-exported from the `bytes` crate).

@@ -146,6 +146,23 @@ impl NodeBuilder {
         self
     }
 
+    /// How this node finds the addresses of peers it has no static route to (default: an
+    /// [`EmbeddedRegistrar`](crate::net::EmbeddedRegistrar) on the well-known port). The node
+    /// registers itself with it when it starts listening.
+    #[cfg(feature = "net")]
+    pub fn registrar(mut self, registrar: impl crate::net::Registrar) -> Self {
+        self.net.registrar = Some(Arc::new(registrar));
+        self
+    }
+
+    /// No registrar: this node reaches only the peers it has static routes to (or that dial
+    /// it).
+    #[cfg(feature = "net")]
+    pub fn no_registrar(mut self) -> Self {
+        self.net.registrar = None;
+        self
+    }
+
     /// A static route: the address (`host:port`) where node `node` listens.
     #[cfg(feature = "net")]
     pub fn route(mut self, node: impl Into<String>, addr: impl Into<String>) -> Self {
@@ -579,6 +596,34 @@ impl Node {
             .is_some_and(|n| n.disconnect(crate::pid::NodeAtom::intern(node)))
     }
 
+    /// The nodes its registrar knows (name and address), this node included.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::net::RegistrarError::Unreachable`] when the registrar cannot be asked (or
+    /// the node has no network or no registrar).
+    #[cfg(feature = "net")]
+    pub async fn registered_nodes(
+        &self,
+    ) -> Result<Vec<(String, std::net::SocketAddr)>, crate::net::RegistrarError> {
+        let registrar = self
+            .inner
+            .net
+            .as_ref()
+            .and_then(|n| n.opts.registrar.clone())
+            .ok_or_else(|| {
+                crate::net::RegistrarError::Unreachable("this node has no registrar".into())
+            })?;
+        registrar.nodes().await
+    }
+
+    /// Membership changes seen by its registrar (`None` without one).
+    #[cfg(feature = "net")]
+    pub fn watch_nodes(&self) -> Option<tokio::sync::broadcast::Receiver<crate::net::Membership>> {
+        let registrar = self.inner.net.as_ref()?.opts.registrar.clone()?;
+        Some(registrar.watch())
+    }
+
     /// The nodes this node has a link up with.
     #[cfg(feature = "net")]
     pub fn connected_nodes(&self) -> Vec<String> {
@@ -663,8 +708,8 @@ impl Node {
     }
 
     /// Every instance of the service `name`: the process registered under that name on this
-    /// node and on each node this one knows (its routes and the nodes linked to it), asked
-    /// concurrently. Nodes that cannot be reached, or where the name is not registered (or runs
+    /// node and on each node this one knows (its routes, the nodes linked to it and the nodes
+    /// its registrar lists), asked concurrently. Nodes that cannot be reached, or where the name is not registered (or runs
     /// another actor), are skipped.
     ///
     /// # Examples
@@ -680,10 +725,12 @@ impl Node {
     ///     fn charge(&self, cents: u64) -> u64 { cents }
     /// }
     ///
-    /// let a = Node::builder("find-a@localhost").cookie("secret cookie").start().await?;
+    /// // Without a registrar (`no_registrar`), b knows only a, through its route.
+    /// let a = Node::builder("find-a@localhost").cookie("secret cookie").no_registrar().start().await?;
     /// a.register("billing", &a.spawn(Billing).await?)?;
     /// let b = Node::builder("find-b@localhost")
     ///     .cookie("secret cookie")
+    ///     .no_registrar()
     ///     .route("find-a@localhost", a.listen_addr().unwrap().to_string())
     ///     .start()
     ///     .await?;
@@ -700,7 +747,14 @@ impl Node {
         let Some(net) = &self.inner.net else {
             return found;
         };
-        let peers = net.known();
+        let mut peers = net.known();
+        if let Some(registrar) = &net.opts.registrar {
+            if let Ok(nodes) = registrar.nodes().await {
+                peers.extend(nodes.into_iter().map(|(n, _)| n));
+                peers.sort();
+                peers.dedup();
+            }
+        }
         let lookups = peers
             .iter()
             .filter(|p| p.as_str() != self.name())
@@ -888,7 +942,8 @@ impl Node {
         }
         #[cfg(feature = "net")]
         if let Some(net) = &self.inner.net {
-            net.shutdown(Duration::from_millis(200)).await;
+            net.shutdown(&self.inner.name, Duration::from_millis(200))
+                .await;
         }
         self.inner.stopped.store(true, Ordering::SeqCst);
         self.inner.stopped_notify.notify_waiters();

@@ -53,8 +53,9 @@ use crate::{Actor, CallError, Node, Pid, SendError, TrySendError};
 const HIGH_WATER: usize = 16 * 1024 * 1024;
 
 /// The network settings of a node (see the `NodeBuilder` methods that set them).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct NetOptions {
+    pub(crate) registrar: Option<Arc<dyn super::Registrar>>,
     pub(crate) cookie: Option<Vec<u8>>,
     pub(crate) listen: Option<String>,
     pub(crate) accept: bool,
@@ -68,9 +69,26 @@ pub(crate) struct NetOptions {
     pub(crate) connect_timeout: Duration,
 }
 
+impl std::fmt::Debug for NetOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetOptions")
+            .field("cookie", &self.cookie.as_ref().map(|_| "<redacted>"))
+            .field("listen", &self.listen)
+            .field("accept", &self.accept)
+            .field("routes", &self.routes)
+            .field("registrar", &self.registrar.is_some())
+            .field("connections_per_peer", &self.connections_per_peer)
+            .field("heartbeat", &self.heartbeat)
+            .field("heartbeat_timeout", &self.heartbeat_timeout)
+            .field("max_frame_len", &self.max_frame_len)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for NetOptions {
     fn default() -> Self {
         NetOptions {
+            registrar: Some(Arc::new(super::EmbeddedRegistrar::new())),
             cookie: None,
             listen: None,
             accept: true,
@@ -488,6 +506,14 @@ impl Net {
     /// Starts accepting peers (once the node exists).
     pub(crate) fn start(self: &Arc<Self>, node: &Node) {
         let _ = self.node.set(node.downgrade());
+        if let (Some(registrar), Some(addr)) = (self.opts.registrar.clone(), self.local_addr) {
+            let name = node.name().to_string();
+            node.runtime().spawn(async move {
+                if let Err(e) = registrar.register(&name, addr).await {
+                    tracing::warn!(node = %name, "registration failed: {e}");
+                }
+            });
+        }
         if let Some(listener) = self.listener.lock().take() {
             let net = self.clone();
             let node2 = node.clone();
@@ -548,9 +574,10 @@ impl Net {
                     }
                 }
                 let name = atom.name();
-                let Some(addr) = self.routes.get(&name).map(|a| *a) else {
+                let addr = self.routes.get(&name).map(|a| *a);
+                if addr.is_none() && self.opts.registrar.is_none() {
                     return Err(NetError::NoRoute(name.to_string()));
-                };
+                }
                 let outs = (0..self.opts.connections_per_peer)
                     .map(|_| Conn::new(self.cancel.child_token()))
                     .collect();
@@ -573,7 +600,25 @@ impl Net {
     }
 
     /// Dials every connection of a new link; brings it up or takes it down.
-    async fn dial(self: Arc<Self>, node: Node, link: Arc<PeerLink>, addr: SocketAddr) {
+    async fn dial(self: Arc<Self>, node: Node, link: Arc<PeerLink>, addr: Option<SocketAddr>) {
+        let addr = match (addr, &self.opts.registrar) {
+            (Some(addr), _) => addr,
+            (None, Some(registrar)) => match registrar.resolve(&link.name).await {
+                Ok(Some(addr)) => addr,
+                Ok(None) => {
+                    self.dial_failed(&link, format!("node `{}` is not registered", link.name));
+                    return;
+                }
+                Err(e) => {
+                    self.dial_failed(&link, e.to_string());
+                    return;
+                }
+            },
+            (None, None) => {
+                self.dial_failed(&link, format!("no route to node `{}`", link.name));
+                return;
+            }
+        };
         let mut streams = Vec::with_capacity(link.outs.len());
         let mut creation = None;
         for _ in 0..link.outs.len() {
@@ -587,16 +632,7 @@ impl Net {
                     streams.push(stream);
                 }
                 Err(reason) => {
-                    let delay = self
-                        .backoff
-                        .get(&link.atom)
-                        .map_or(Duration::from_millis(100), |b| {
-                            (b.1 * 2).min(Duration::from_secs(5))
-                        });
-                    self.backoff
-                        .insert(link.atom, (Instant::now() + delay, delay));
-                    tracing::warn!(peer = %link.name, %addr, "cannot connect: {reason}");
-                    self.peer_down(&link, reason);
+                    self.dial_failed(&link, format!("{addr}: {reason}"));
                     return;
                 }
             }
@@ -616,6 +652,20 @@ impl Net {
             self.run_conn(&node, &link, conn.clone(), stream);
         }
         link.up.notify_waiters();
+    }
+
+    /// A dial failed: further attempts wait (backoff), the link goes down.
+    fn dial_failed(&self, link: &Arc<PeerLink>, reason: String) {
+        let delay = self
+            .backoff
+            .get(&link.atom)
+            .map_or(Duration::from_millis(100), |b| {
+                (b.1 * 2).min(Duration::from_secs(5))
+            });
+        self.backoff
+            .insert(link.atom, (Instant::now() + delay, delay));
+        tracing::warn!(peer = %link.name, "cannot connect: {reason}");
+        self.peer_down(link, reason);
     }
 
     async fn dial_one(
@@ -1333,7 +1383,10 @@ impl Net {
     }
 
     /// Stops listening, lets queued frames go out (up to `grace`), then closes every link.
-    pub(crate) async fn shutdown(&self, grace: Duration) {
+    pub(crate) async fn shutdown(&self, name: &str, grace: Duration) {
+        if let Some(registrar) = &self.opts.registrar {
+            registrar.deregister(name).await;
+        }
         let deadline = Instant::now() + grace;
         loop {
             let busy = self.peers.iter().any(|l| {
