@@ -239,13 +239,16 @@ pub struct EmbeddedRegistrar {
     inner: Arc<Embedded>,
 }
 
+/// The registry a serving node keeps: name -> (listen port, id of the registering connection).
+type Table = Mutex<HashMap<String, (u16, u64)>>;
+
 struct Embedded {
     port: u16,
     bind: IpAddr,
     /// This node's registration: name and listen port.
     me: Mutex<Option<(String, u16)>>,
     /// The table, while this node serves it: name -> (port, registration id).
-    serving: Mutex<Option<Arc<Mutex<HashMap<String, (u16, u64)>>>>>,
+    serving: Mutex<Option<Arc<Table>>>,
     cancel: CancellationToken,
     changes: OnceLock<broadcast::Sender<Membership>>,
     timeout: Duration,
@@ -397,7 +400,7 @@ impl EmbeddedRegistrar {
 }
 
 /// Serves one client: answers its requests; a registration lasts as long as the connection.
-async fn serve_one(mut stream: TcpStream, table: &Mutex<HashMap<String, (u16, u64)>>, id: u64) {
+async fn serve_one(mut stream: TcpStream, table: &Table, id: u64) {
     let mut registered: Option<String> = None;
     while let Ok(request) = recv::<Request>(&mut stream).await {
         let reply = match request {
