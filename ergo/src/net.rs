@@ -112,6 +112,8 @@ pub mod handshake;
 pub(crate) mod node;
 pub mod registrar;
 mod spawn;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use node::NetError;
 pub use registrar::{

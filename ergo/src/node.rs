@@ -155,6 +155,15 @@ impl NodeBuilder {
         self
     }
 
+    /// Requires mutual TLS on every peer connection (feature `tls`): see
+    /// [`crate::net::tls`]. Peers without TLS, or with a certificate the configured CA did not
+    /// sign, or an expired one, are refused.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: crate::net::tls::TlsConfig) -> Self {
+        self.net.tls = Some(config);
+        self
+    }
+
     /// No registrar: this node reaches only the peers it has static routes to (or that dial
     /// it).
     #[cfg(feature = "net")]

@@ -56,6 +56,8 @@ const HIGH_WATER: usize = 16 * 1024 * 1024;
 #[derive(Clone)]
 pub(crate) struct NetOptions {
     pub(crate) registrar: Option<Arc<dyn super::Registrar>>,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<super::tls::TlsConfig>,
     pub(crate) cookie: Option<Vec<u8>>,
     pub(crate) listen: Option<String>,
     pub(crate) accept: bool,
@@ -89,6 +91,8 @@ impl Default for NetOptions {
     fn default() -> Self {
         NetOptions {
             registrar: Some(Arc::new(super::EmbeddedRegistrar::new())),
+            #[cfg(feature = "tls")]
+            tls: None,
             cookie: None,
             listen: None,
             accept: true,
@@ -146,6 +150,15 @@ pub enum NetError {
     /// The address could not be parsed or bound.
     #[error("invalid address `{0}`")]
     Address(String),
+}
+
+/// An authenticated connection's byte stream: plain TCP, or TLS over it.
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    #[cfg(feature = "tls")]
+    TlsServer(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
 /// The network half of a node.
@@ -668,19 +681,33 @@ impl Net {
         self.peer_down(link, reason);
     }
 
-    async fn dial_one(
-        &self,
-        link: &PeerLink,
-        addr: SocketAddr,
-    ) -> Result<(TcpStream, u32), String> {
-        let mut stream = tokio::time::timeout(self.opts.connect_timeout, TcpStream::connect(addr))
+    async fn dial_one(&self, link: &PeerLink, addr: SocketAddr) -> Result<(Stream, u32), String> {
+        let tcp = tokio::time::timeout(self.opts.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| format!("connecting to {addr} timed out"))?
             .map_err(|e| format!("connecting to {addr}: {e}"))?;
-        let _ = stream.set_nodelay(true);
-        let peer = handshake(&mut stream, Role::Initiator, &self.handshake)
-            .await
-            .map_err(|e| format!("handshake with {addr}: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        #[cfg(feature = "tls")]
+        let mut stream = match &self.opts.tls {
+            Some(tls) => {
+                let timeout = self.opts.handshake_timeout;
+                let tls = tokio::time::timeout(timeout, tls.connect(&link.name, tcp))
+                    .await
+                    .map_err(|_| format!("TLS with {addr} timed out"))??;
+                Stream::TlsClient(Box::new(tls))
+            }
+            None => Stream::Plain(tcp),
+        };
+        #[cfg(not(feature = "tls"))]
+        let mut stream = Stream::Plain(tcp);
+        let shaken = match &mut stream {
+            Stream::Plain(s) => handshake(s, Role::Initiator, &self.handshake).await,
+            #[cfg(feature = "tls")]
+            Stream::TlsClient(s) => handshake(&mut **s, Role::Initiator, &self.handshake).await,
+            #[cfg(feature = "tls")]
+            Stream::TlsServer(s) => handshake(&mut **s, Role::Initiator, &self.handshake).await,
+        };
+        let peer = shaken.map_err(|e| format!("handshake with {addr}: {e}"))?;
         if *peer.name != *link.name {
             return Err(format!(
                 "{addr} is node `{}`, not `{}`",
@@ -717,9 +744,36 @@ impl Net {
         }
     }
 
-    async fn accept_one(self: Arc<Self>, node: Node, mut stream: TcpStream, addr: SocketAddr) {
-        let _ = stream.set_nodelay(true);
-        let peer = match handshake(&mut stream, Role::Acceptor, &self.handshake).await {
+    async fn accept_one(self: Arc<Self>, node: Node, tcp: TcpStream, addr: SocketAddr) {
+        let _ = tcp.set_nodelay(true);
+        #[cfg(feature = "tls")]
+        let mut stream = match &self.opts.tls {
+            Some(tls) => {
+                let timeout = self.opts.handshake_timeout;
+                match tokio::time::timeout(timeout, tls.accept(tcp)).await {
+                    Ok(Ok(tls)) => Stream::TlsServer(Box::new(tls)),
+                    Ok(Err(e)) => {
+                        tracing::warn!(%addr, "rejected a connection: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%addr, "rejected a connection: TLS timed out");
+                        return;
+                    }
+                }
+            }
+            None => Stream::Plain(tcp),
+        };
+        #[cfg(not(feature = "tls"))]
+        let mut stream = Stream::Plain(tcp);
+        let shaken = match &mut stream {
+            Stream::Plain(s) => handshake(s, Role::Acceptor, &self.handshake).await,
+            #[cfg(feature = "tls")]
+            Stream::TlsClient(s) => handshake(&mut **s, Role::Acceptor, &self.handshake).await,
+            #[cfg(feature = "tls")]
+            Stream::TlsServer(s) => handshake(&mut **s, Role::Acceptor, &self.handshake).await,
+        };
+        let peer = match shaken {
             Ok(peer) => peer,
             Err(e) => {
                 tracing::warn!(%addr, "rejected a connection: {e}");
@@ -771,9 +825,39 @@ impl Net {
         node: &Node,
         link: &Arc<PeerLink>,
         conn: Arc<Conn>,
-        stream: TcpStream,
+        stream: Stream,
     ) {
-        let (read, write) = stream.into_split();
+        match stream {
+            // Plain TCP splits without a lock between the halves.
+            Stream::Plain(tcp) => {
+                let (read, write) = tcp.into_split();
+                self.run_halves(node, link, conn, read, write);
+            }
+            #[cfg(feature = "tls")]
+            Stream::TlsClient(tls) => {
+                let (read, write) = tokio::io::split(*tls);
+                self.run_halves(node, link, conn, read, write);
+            }
+            #[cfg(feature = "tls")]
+            Stream::TlsServer(tls) => {
+                let (read, write) = tokio::io::split(*tls);
+                self.run_halves(node, link, conn, read, write);
+            }
+        }
+    }
+
+    /// Starts the reader and writer tasks on the two halves of a connection.
+    fn run_halves<R, W>(
+        self: &Arc<Self>,
+        node: &Node,
+        link: &Arc<PeerLink>,
+        conn: Arc<Conn>,
+        read: R,
+        write: W,
+    ) where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (net, link2, conn2) = (self.clone(), link.clone(), conn.clone());
         node.runtime().spawn(async move {
             if let Err(reason) = write_loop(&conn2, write, net.opts.heartbeat).await {
@@ -788,12 +872,12 @@ impl Net {
         });
     }
 
-    async fn read_loop(
+    async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
         self: &Arc<Self>,
         node: &Node,
         link: &Arc<PeerLink>,
         conn: &Arc<Conn>,
-        mut read: tokio::net::tcp::OwnedReadHalf,
+        mut read: R,
     ) -> Result<(), String> {
         let mut inbox = BytesMut::with_capacity(64 * 1024);
         loop {
@@ -1426,9 +1510,9 @@ fn deliver_down(node: &Node, watcher: Watcher, monitor: MonitorRef, pid: Pid, re
 
 /// Drains a connection's buffer into the socket, one write per wake-up; sends a heartbeat
 /// when nothing was written for `heartbeat`.
-async fn write_loop(
+async fn write_loop<W: tokio::io::AsyncWrite + Unpin>(
     conn: &Conn,
-    mut write: tokio::net::tcp::OwnedWriteHalf,
+    mut write: W,
     heartbeat: Duration,
 ) -> Result<(), String> {
     let codec = FrameCodec::new();
