@@ -327,6 +327,9 @@ impl EmbeddedRegistrar {
     /// registration on whoever serves it; start over whenever that ends.
     async fn keep(self) {
         let inner = &self.inner;
+        // Consecutive attempts that did not end in a held registration (the port is held by
+        // something that does not answer as a registrar, say): wait longer each time.
+        let mut failures: u32 = 0;
         loop {
             let Some((name, port)) = inner.me.lock().clone() else {
                 return;
@@ -338,20 +341,23 @@ impl EmbeddedRegistrar {
                 return;
             }
             // Someone serves it: register there and hold the connection.
+            let timeout = inner.timeout;
             let held = async {
-                let mut stream = TcpStream::connect(addr).await?;
-                send(
-                    &mut stream,
-                    &Request::Register {
+                let register = async {
+                    let mut stream = TcpStream::connect(addr).await?;
+                    let request = Request::Register {
                         name: name.clone(),
                         port,
-                    },
-                )
-                .await?;
-                match recv::<Reply>(&mut stream).await? {
-                    Reply::Registered => {}
-                    _ => return Err(std::io::Error::other("the name is taken")),
-                }
+                    };
+                    send(&mut stream, &request).await?;
+                    match recv::<Reply>(&mut stream).await? {
+                        Reply::Registered => Ok(stream),
+                        _ => Err(std::io::Error::other("the name is taken")),
+                    }
+                };
+                let mut stream = tokio::time::timeout(timeout, register)
+                    .await
+                    .map_err(|_| std::io::Error::other("no answer from the registrar"))??;
                 // Held until the server goes away.
                 let mut byte = [0u8; 1];
                 let _ = stream.read(&mut byte).await;
@@ -359,17 +365,22 @@ impl EmbeddedRegistrar {
             };
             tokio::select! {
                 _ = inner.cancel.cancelled() => return,
-                result = held => {
-                    if let Err(e) = result {
+                result = held => match result {
+                    Ok(()) => failures = 0,
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
                         tracing::debug!(node = %name, "registrar: {e}");
                     }
-                }
+                },
             }
             // Let the server's successor (maybe us) settle; spread the nodes out a little.
             let jitter = u64::from(port % 50);
+            let backoff = Duration::from_millis(20 + jitter)
+                .saturating_mul(1 << failures.min(8))
+                .min(Duration::from_secs(5));
             tokio::select! {
                 _ = inner.cancel.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_millis(20 + jitter)) => {}
+                _ = tokio::time::sleep(backoff) => {}
             }
         }
     }
