@@ -264,8 +264,8 @@ async fn subscribing_with_another_payload_type_is_a_typed_error() {
         err,
         SubscribeError::TypeMismatch {
             event: "numbers".into(),
-            registered: "u64",
-            requested: std::any::type_name::<String>(),
+            registered: "u64".into(),
+            requested: std::any::type_name::<String>().into(),
         }
     );
     assert!(err.to_string().contains("carries `u64`"), "{err}");
