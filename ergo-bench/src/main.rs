@@ -25,7 +25,18 @@
 //!   all to a `TcpServer` whose connection actors echo them, one round trip at a time per
 //!   connection, with p50 and p99 round-trip latency; baseline: a plain tokio echo server;
 //! - `http_rps`: 16 keep-alive clients make 100 000 `GET` requests in all to an `HttpServer`
-//!   route served by one actor; baseline: a plain axum handler (same router and hyper).
+//!   route served by one actor; baseline: a plain axum handler (same router and hyper);
+//! - `remote_tell_p1`: one sender casts 1 000 000 messages to a `#[actor(remote)]` sink on a node
+//!   in another OS process (over 127.0.0.1), timed until the sink has counted them all;
+//! - `remote_tell_p2`: the same with two sender → sink pairs, 1 000 000 casts in all;
+//! - `remote_ask`: 50 000 sequential remote calls after 5 000 warm-up ones, with p50 and p99;
+//!   baselines: plain tokio TCP streams to a plain tokio server in the same kind of process.
+//!
+//! The remote workloads re-execute this binary as their server process (hidden argument
+//! `--remote-server`), one per run; it prints its address, serves until its stdin closes, and
+//! is killed on every exit path. They also print their target (`…_target`, `…_vs_target`)
+//! and the figure of a peer for reference. `ERGO_BENCH_REMOTE_CONNS=N` sets
+//! `connections_per_peer` on both nodes (default: ergo's).
 //!
 //! Each has a `tokio_…` baseline built from tokio tasks and unbounded mpsc channels (for
 //! `restart`: a supervising task that respawns a panicked task and publishes its sender; for
@@ -33,7 +44,8 @@
 //! `pool_call`: 4 server tasks chosen round-robin, replies by oneshot; for the network
 //! workloads: plain tokio and plain axum servers), and a
 //! `ratio_vs_tokio` line (ergo's rate divided by tokio's). A `WORKLOAD` argument keeps the
-//! workloads whose name, or whose baseline's name, contains it.
+//! workload it names exactly (`tell_p1` is not `remote_tell_p1`), or else the workloads whose
+//! name, or whose baseline's name, contains it.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -51,13 +63,14 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
 mod net;
+mod remote;
 
 /// A failed check or a runtime error; ends the run with a non-zero status.
 type BenchResult<T> = Result<T, String>;
 
 /// The workloads, in the order they run. `spawn` runs first so its memory figures are taken
 /// before other workloads have grown (and freed) the heap.
-const WORKLOADS: [&str; 12] = [
+const WORKLOADS: [&str; 15] = [
     "spawn",
     "tell_p1",
     "tell_p2",
@@ -70,6 +83,9 @@ const WORKLOADS: [&str; 12] = [
     "tcp_echo_c1",
     "tcp_echo_c50",
     "http_rps",
+    "remote_tell_p1",
+    "remote_tell_p2",
+    "remote_ask",
 ];
 
 /// Actors in the ring (not scaled by `--quick`).
@@ -135,8 +151,18 @@ impl Config {
     }
 }
 
+/// Whether `filter` keeps `workload`: a filter naming a workload (or its baseline) exactly keeps
+/// only that one, any other keeps those whose names contain it.
 fn selects(filter: &str, workload: &str) -> bool {
-    workload.contains(filter) || format!("tokio_{workload}").contains(filter)
+    let names = |w: &str| [w.to_owned(), format!("tokio_{w}")];
+    if WORKLOADS
+        .iter()
+        .any(|w| names(w).iter().any(|n| n == filter))
+    {
+        names(workload).iter().any(|n| n == filter)
+    } else {
+        names(workload).iter().any(|n| n.contains(filter))
+    }
 }
 
 fn usage() -> String {
@@ -149,6 +175,9 @@ fn usage() -> String {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = remote::serve_if_asked() {
+        return code;
+    }
     let cfg = match Config::from_args() {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -210,6 +239,13 @@ async fn run_all(cfg: &Config) -> BenchResult<()> {
             "tcp_echo_c1" => net::tcp_echo_workload(cfg, workload, 1, cfg.count(50_000)).await?,
             "tcp_echo_c50" => net::tcp_echo_workload(cfg, workload, 50, cfg.count(200_000)).await?,
             "http_rps" => net::http_rps_workload(cfg, cfg.count(100_000)).await?,
+            "remote_tell_p1" => {
+                remote::remote_tell_workload(cfg, workload, 1, cfg.count(1_000_000)).await?
+            }
+            "remote_tell_p2" => {
+                remote::remote_tell_workload(cfg, workload, 2, cfg.count(1_000_000)).await?
+            }
+            "remote_ask" => remote::remote_ask_workload(cfg, cfg.count(50_000)).await?,
             _ => unreachable!("every workload has a runner"),
         }
     }
