@@ -124,7 +124,7 @@ impl<R: serde::Serialize + Send + 'static> ReplyTo<R> {
         {
             ReplyTo(Slot::Remote(Box::new(crate::net::node::RemoteReply::new(
                 route,
-                crate::remote::encode_cbor::<R>,
+                crate::remote::encode_cbor_vec::<R>,
             ))))
         }
         #[cfg(not(feature = "net"))]

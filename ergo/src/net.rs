@@ -107,6 +107,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "etcd")]
+mod etcd;
 pub mod frame;
 pub mod handshake;
 pub(crate) mod node;
@@ -115,6 +117,8 @@ mod spawn;
 #[cfg(feature = "tls")]
 pub mod tls;
 
+#[cfg(feature = "etcd")]
+pub use etcd::EtcdRegistrar;
 pub use node::NetError;
 pub use registrar::{
     EmbeddedRegistrar, Membership, Registrar, RegistrarError, StaticRoutes, DEFAULT_REGISTRAR_PORT,

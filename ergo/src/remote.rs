@@ -109,7 +109,7 @@ pub enum ReplyRoute {}
 /// The transport's view of a remote actor's message type. Not public API.
 #[doc(hidden)]
 pub struct RemoteVTable<M> {
-    pub(crate) encode: fn(&M, &mut dyn io::Write) -> Result<(), String>,
+    pub(crate) encode: fn(&M, &mut Vec<u8>) -> Result<(), String>,
     pub(crate) decode: fn(&[u8]) -> Result<M, String>,
     pub(crate) take_reply: fn(&mut M) -> Option<PendingReply>,
     pub(crate) set_reply: fn(&mut M, ReplyRoute),
@@ -131,7 +131,7 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> RemoteVTable<M> {
         set_reply: fn(&mut M, ReplyRoute),
     ) -> Self {
         RemoteVTable {
-            encode: encode_cbor::<M>,
+            encode: encode_cbor_vec::<M>,
             decode: decode_cbor::<M>,
             take_reply,
             set_reply,
@@ -144,9 +144,18 @@ pub(crate) fn encode_cbor<T: Serialize>(value: &T, out: &mut dyn io::Write) -> R
     ciborium::into_writer(value, out).map_err(|e| e.to_string())
 }
 
+/// Appends `value` as CBOR to `out` (statically dispatched writes: the hot path).
+pub(crate) fn encode_cbor_vec<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
+    ciborium::into_writer(value, out).map_err(|e| e.to_string())
+}
+
 /// Reads a `T` from CBOR bytes.
 pub(crate) fn decode_cbor<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    ciborium::from_reader(bytes).map_err(|e| e.to_string())
+    // The scratch holds keys and short borrowed strings only (owned strings are copied out
+    // anyway, longer ones are allocated): 256 bytes instead of ciborium's default 4 KiB, which
+    // it would zero for every message.
+    let mut scratch = [0u8; 256];
+    ciborium::de::from_reader_with_buffer(bytes, &mut scratch).map_err(|e| e.to_string())
 }
 
 /// Autoref probe: `(&&RemoteProbe::<M>::new()).vtable()` is `Some` when `M` is a

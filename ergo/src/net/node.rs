@@ -50,7 +50,11 @@ use crate::remote::{decode_cbor, encode_cbor, PendingReply, RemoteVTable};
 use crate::{Actor, CallError, Node, Pid, SendError, TrySendError};
 
 /// A connection's outgoing buffer above which casts wait (and `try_cast` reports `Full`).
-const HIGH_WATER: usize = 16 * 1024 * 1024;
+const HIGH_WATER: usize = 4 * 1024 * 1024;
+
+/// A writer keeps buffers up to this capacity between writes (two per connection), so a busy
+/// connection does not reallocate (and page-fault) its buffers on every burst.
+const KEEP_CAPACITY: usize = 2 * HIGH_WATER;
 
 /// The network settings of a node (see the `NodeBuilder` methods that set them).
 #[derive(Clone)]
@@ -169,7 +173,7 @@ pub(crate) struct Net {
     local_addr: Option<SocketAddr>,
     listener: Mutex<Option<TcpListener>>,
     routes: DashMap<Arc<str>, SocketAddr>,
-    peers: DashMap<NodeAtom, Arc<PeerLink>>,
+    peers: DashMap<NodeAtom, Arc<PeerLink>, rustc_hash::FxBuildHasher>,
     backoff: DashMap<NodeAtom, (Instant, Duration)>,
     handshakes: Arc<Semaphore>,
     cancel: CancellationToken,
@@ -496,7 +500,7 @@ impl Net {
             local_addr,
             listener: Mutex::new(listener),
             routes,
-            peers: DashMap::new(),
+            peers: DashMap::with_hasher(rustc_hash::FxBuildHasher),
             backoff: DashMap::new(),
             cancel: CancellationToken::new(),
             next_call: AtomicU64::new(1),
@@ -645,7 +649,7 @@ impl Net {
                     streams.push(stream);
                 }
                 Err(reason) => {
-                    self.dial_failed(&link, format!("{addr}: {reason}"));
+                    self.dial_failed(&link, reason);
                     return;
                 }
             }
@@ -1490,6 +1494,35 @@ impl Net {
     }
 }
 
+thread_local! {
+    /// Where messages are encoded before their connection's lock is taken (reused: no
+    /// allocation per message once it has grown to the usual size).
+    static ENCODE_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Encodes with `encode` into a reusable buffer, outside any lock, then lets `push` copy the
+/// bytes into a connection's buffer.
+fn with_encoded(
+    encode: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
+    push: impl FnOnce(&[u8]) -> Result<(), PushError>,
+) -> Result<(), PushError> {
+    let run = |buf: &mut Vec<u8>| {
+        buf.clear();
+        encode(buf).map_err(PushError::Encode)?;
+        let pushed = push(buf);
+        if buf.capacity() > 64 * 1024 {
+            // Do not keep a huge buffer after an exceptional message.
+            *buf = Vec::new();
+        }
+        pushed
+    };
+    ENCODE_BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => run(&mut buf),
+        // Re-entered (a serializer that sends?): use a fresh buffer.
+        Err(_) => run(&mut Vec::new()),
+    })
+}
+
 /// Hands a down notice to a local watcher (a process, or a task waiting in `ActorRef::wait`).
 fn deliver_down(node: &Node, watcher: Watcher, monitor: MonitorRef, pid: Pid, reason: ExitReason) {
     match watcher {
@@ -1548,7 +1581,7 @@ async fn write_loop<W: tokio::io::AsyncWrite + Unpin>(
             _ = conn.cancel.cancelled() => return Ok(()),
         }
         spare.clear();
-        if spare.capacity() > 4 * 1024 * 1024 {
+        if spare.capacity() > KEEP_CAPACITY {
             spare = BytesMut::with_capacity(64 * 1024);
         }
     }
@@ -1721,10 +1754,16 @@ impl<A: Actor> RemoteRef<A> {
         msg: &A::Msg,
     ) -> Result<(), PushError> {
         let encode = self.vtable.encode;
-        link.out_for(self.pid.id())
-            .push_below(limit, &link.codec, header, |w| {
-                encode(msg, w as &mut dyn std::io::Write).map_err(PushError::Encode)
-            })
+        let conn = link.out_for(self.pid.id());
+        with_encoded(
+            |buf| encode(msg, buf),
+            |bytes| {
+                conn.push_below(limit, &link.codec, header, |w| {
+                    w.put_slice(bytes);
+                    Ok(())
+                })
+            },
+        )
     }
 
     pub(crate) fn try_cast(&self, msg: A::Msg) -> Result<(), TrySendError<A::Msg>> {
@@ -1906,13 +1945,13 @@ impl ReplyRoute {
 /// The reply slot of a call that came from another node.
 pub(crate) struct RemoteReply<R> {
     route: Option<ReplyRoute>,
-    encode: fn(&R, &mut dyn std::io::Write) -> Result<(), String>,
+    encode: fn(&R, &mut Vec<u8>) -> Result<(), String>,
 }
 
 impl<R> RemoteReply<R> {
     pub(crate) fn new(
         route: ReplyRoute,
-        encode: fn(&R, &mut dyn std::io::Write) -> Result<(), String>,
+        encode: fn(&R, &mut Vec<u8>) -> Result<(), String>,
     ) -> Self {
         RemoteReply {
             route: Some(route),
@@ -1925,11 +1964,16 @@ impl<R> RemoteReply<R> {
             return;
         };
         let encode = self.encode;
-        let sent = route
-            .conn
-            .push(&route.link.codec, &route.header(FrameKind::Reply), |w| {
-                encode(reply, w as &mut dyn std::io::Write).map_err(PushError::Encode)
-            });
+        let header = route.header(FrameKind::Reply);
+        let sent = with_encoded(
+            |buf| encode(reply, buf),
+            |bytes| {
+                route.conn.push(&route.link.codec, &header, |w| {
+                    w.put_slice(bytes);
+                    Ok(())
+                })
+            },
+        );
         match sent {
             Ok(()) | Err(PushError::Closed) => {}
             Err(e) => {
