@@ -5,5 +5,6 @@
 
 pub mod broker_free;
 pub mod chat;
+pub mod cluster;
 pub mod http_counter;
 pub mod pipeline;
