@@ -25,12 +25,13 @@
 //! are `ergo_workspace::broker_free` (shared with `tests/broker_free.rs`).
 
 use std::collections::BTreeSet;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use ergo_workspace::broker_free::{
     self, LedgerEntry, Role, ScenarioConfig, ScenarioReport, BILLING_1, BILLING_2, COOKIE_ENV,
 };
+use ergo_workspace::multiprocess::SelfExe;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -65,7 +66,7 @@ async fn role(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
 
 /// The demo: billing and audit as child processes of this one, orders here.
 async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-    let exe = std::env::current_exe()?;
+    let exe = SelfExe::current()?;
     let config = ScenarioConfig::default();
     println!(
         "broker_free: orders here, {BILLING_1}, {BILLING_2} and the audit as child processes on \
@@ -75,11 +76,7 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let report = broker_free::run_scenario(
         &config,
-        |role| {
-            let mut cmd = Command::new(&exe);
-            cmd.args(role.args());
-            cmd
-        },
+        |role| exe.command(role.args()),
         |line| println!("[{:>6.3} s] {line}", start.elapsed().as_secs_f64()),
     )
     .await?;

@@ -18,12 +18,12 @@
 //! Ctrl-C). `RUST_LOG=warn` shows the runtime's connection log lines. The scenario itself is
 //! `ergo_workspace::cluster::run_scenario` (shared with `tests/cluster.rs`).
 
-use std::net::SocketAddr;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use ergo::ExitReason;
 use ergo_workspace::cluster::{self, BackConfig, ScenarioConfig, BACK1, BACK2, COOKIE_ENV};
+use ergo_workspace::multiprocess::{self, SelfExe};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -55,13 +55,9 @@ async fn main() -> ExitCode {
 async fn back(name: &str, addr: &str) -> Result<(), Box<dyn std::error::Error>> {
     let cookie = std::env::var(COOKIE_ENV)
         .map_err(|_| format!("set {COOKIE_ENV} to the cluster's cookie"))?;
-    let listen: SocketAddr = addr.parse().map_err(|e| format!("address `{addr}`: {e}"))?;
-    if !listen.ip().is_loopback() {
-        return Err(format!("`{addr}` is not a loopback address").into());
-    }
     let config = BackConfig {
         name: name.to_string(),
-        listen,
+        listen: multiprocess::parse_loopback_addr(addr)?,
         cookie,
     };
     cluster::run_back_node(&config).await?;
@@ -70,7 +66,7 @@ async fn back(name: &str, addr: &str) -> Result<(), Box<dyn std::error::Error>> 
 
 /// The demo: back nodes as child processes of this one, the front here.
 async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-    let exe = std::env::current_exe()?;
+    let exe = SelfExe::current()?;
     let config = ScenarioConfig::default();
     println!(
         "cluster: a front and two back nodes ({BACK1}, {BACK2}) on 127.0.0.1; {} submitters, \
@@ -80,11 +76,7 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let report = cluster::run_scenario(
         &config,
-        |node, addr| {
-            let mut cmd = Command::new(&exe);
-            cmd.args(["back", node, &addr.to_string()]);
-            cmd
-        },
+        |node, addr| exe.command(["back", node, &addr.to_string()]),
         |line| println!("[{:>6.3} s] {line}", start.elapsed().as_secs_f64()),
     )
     .await?;

@@ -7,4 +7,5 @@ pub mod broker_free;
 pub mod chat;
 pub mod cluster;
 pub mod http_counter;
+pub mod multiprocess;
 pub mod pipeline;

@@ -5,8 +5,8 @@
 //! The billing and audit services of the multi-process test are this very test binary, run
 //! again: [`child_entry`] returns at once unless `ERGO_BROKER_FREE_ROLE` is set, in which case
 //! it is that service until its stdin closes. So no other binary has to be built, and a child
-//! never outlives this process (its stdin is a pipe from here; `ServiceProcess` also kills it
-//! on drop).
+//! never outlives this process (its stdin is a pipe from here; its `ChildProcess` guard also
+//! kills it on drop).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -18,34 +18,26 @@ use ergo_workspace::broker_free::{
     self, Billing, BillingApi, BillingConfig, LedgerApi, LedgerEntry, OrderError, Orders,
     OrdersConfig, Role, ScenarioConfig, BILLING, BILLING_1, BILLING_2, COOKIE_ENV,
 };
+use ergo_workspace::multiprocess::{self, SelfExe};
 
 const ROLE_ENV: &str = "ERGO_BROKER_FREE_ROLE";
 
 /// The service role of this binary (a no-op in a normal test run).
 #[test]
 fn child_entry() {
-    let Ok(args) = std::env::var(ROLE_ENV) else {
+    let Some(args) = multiprocess::role_from_env(ROLE_ENV) else {
         return;
     };
-    let args: Vec<&str> = args.split_whitespace().collect();
     let role = Role::parse(&args).unwrap_or_else(|e| panic!("{ROLE_ENV}: {e}"));
     let cookie = std::env::var(COOKIE_ENV).expect("the cookie is set for a child");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime
-        .block_on(broker_free::run_role(&role, &cookie))
-        .expect("the service runs");
+    multiprocess::block_on(broker_free::run_role(&role, &cookie)).expect("the service runs");
 }
 
 /// How the scenario starts a service: this binary, running only `child_entry`.
 fn child_command(role: &Role) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().expect("the test binary's path"));
-    cmd.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
-        .env(ROLE_ENV, role.args().join(" "));
-    cmd
+    SelfExe::current()
+        .expect("the test binary's path")
+        .test_entry("child_entry", ROLE_ENV, role.args())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,9 +3,9 @@
 //! restarted node serves again.
 //!
 //! The back nodes are this very test binary, run again: [`back_node_entry`] returns at once
-//! unless `ERGO_CLUSTER_ROLE=back` is set, in which case it is a back node until its stdin
-//! closes. So no other binary has to be built, and a child never outlives this process (its
-//! stdin is a pipe from here; `BackProcess` also kills it on drop).
+//! unless `ERGO_CLUSTER_ROLE` is set (to `back NAME IP:PORT`), in which case it is a back node
+//! until its stdin closes. So no other binary has to be built, and a child never outlives this
+//! process (its stdin is a pipe from here; its `ChildProcess` guard also kills it on drop).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -17,49 +17,39 @@ use ergo_workspace::cluster::{
     self, BackConfig, ClusterEvent, Front, FrontConfig, Job, JobError, LoadConfig, ScenarioConfig,
     BACK1, BACK2, COOKIE_ENV,
 };
+use ergo_workspace::multiprocess::{self, SelfExe};
 
 const ROLE_ENV: &str = "ERGO_CLUSTER_ROLE";
-const NAME_ENV: &str = "ERGO_CLUSTER_NAME";
-const ADDR_ENV: &str = "ERGO_CLUSTER_ADDR";
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is set for a back node"))
-}
 
 /// The back-node role of this binary (a no-op in a normal test run).
 #[test]
 fn back_node_entry() {
-    if std::env::var(ROLE_ENV).as_deref() != Ok("back") {
+    let Some(role) = multiprocess::role_from_env(ROLE_ENV) else {
         return;
-    }
-    let config = BackConfig {
-        name: env(NAME_ENV),
-        listen: env(ADDR_ENV).parse().expect("a socket address"),
-        cookie: env(COOKIE_ENV),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime
-        .block_on(cluster::run_back_node(&config))
-        .expect("the back node runs");
+    let ["back", name, addr] = role.iter().map(String::as_str).collect::<Vec<_>>()[..] else {
+        panic!(
+            "{ROLE_ENV} is `back NAME IP:PORT`, not `{}`",
+            role.join(" ")
+        );
+    };
+    let config = BackConfig {
+        name: name.to_string(),
+        listen: addr.parse().expect("a socket address"),
+        cookie: std::env::var(COOKIE_ENV).expect("the cookie is set for a back node"),
+    };
+    multiprocess::block_on(cluster::run_back_node(&config)).expect("the back node runs");
 }
 
 /// How the scenario starts a back node: this binary, running only `back_node_entry`.
 fn back_command(node: &str, addr: SocketAddr) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().expect("the test binary's path"));
-    cmd.args([
-        "--exact",
-        "back_node_entry",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(ROLE_ENV, "back")
-    .env(NAME_ENV, node)
-    .env(ADDR_ENV, addr.to_string());
-    cmd
+    SelfExe::current()
+        .expect("the test binary's path")
+        .test_entry(
+            "back_node_entry",
+            ROLE_ENV,
+            ["back", node, &addr.to_string()],
+        )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,9 +154,7 @@ async fn a_killed_back_node_loses_no_job_and_serves_again_after_restart() {
 async fn jobs_fail_with_an_error_when_no_back_node_is_reachable() {
     let cookie = cluster::random_cookie();
     // Nothing listens there.
-    let nowhere = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port");
+    let nowhere = multiprocess::free_loopback_addr().expect("a free port");
     let node = Node::builder("front-alone@localhost")
         .cookie(&cookie)
         .route("ghost@localhost", nowhere.to_string())
