@@ -167,14 +167,15 @@ async fn remote_call_errors_match_local_ones() {
         matches!(&err, CallError::Exited(ExitReason::Panic(m)) if m.contains("boom")),
         "{err:?}"
     );
-    // The process is gone: calls fail with NoProc, casts hand the message back... once the
-    // remote node answered; a cast is fire-and-forget over the network.
+    // The process is gone: calls fail with NoProc.
     assert_eq!(remote.get().await.unwrap_err(), CallError::NoProc);
 }
 
 #[tokio::test]
 async fn a_ref_sent_inside_a_message_can_call_back() {
-    let (a, b) = pair("rr-a4@localhost", "rr-b4@localhost").await;
+    // b has no route to a: its calls back reach a over the connection a opened to b.
+    let a = node("rr-a4@localhost").await;
+    let b = node("rr-b4@localhost").await;
 
     struct Caller;
     #[actor(remote)]
@@ -191,7 +192,6 @@ async fn a_ref_sent_inside_a_message_can_call_back() {
     b.register("caller", &caller).unwrap();
     let counter = a.spawn(Counter::default()).await.unwrap();
 
-    // a does not know b's address: b's process reaches a over the connection a opened.
     a.add_route(b.name(), b.listen_addr().unwrap()).unwrap();
     let remote_caller = a.lookup::<Caller>("caller", b.name()).await.unwrap();
     assert_eq!(

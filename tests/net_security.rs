@@ -244,20 +244,32 @@ async fn idle_sockets_cannot_hold_the_handshake_slots() {
         .cookie(COOKIE)
         .no_registrar()
         .max_handshakes(2)
-        .handshake_timeout(Duration::from_millis(300))
+        .handshake_timeout(Duration::from_millis(1500))
         .start()
         .await
         .unwrap();
     let c = a.spawn(Counter { n: 0 }).await.unwrap();
     a.register("counter", &c).unwrap();
-    // Two idle sockets take both slots; a third is dropped at once.
-    let _idle1 = TcpStream::connect(a.listen_addr().unwrap()).await.unwrap();
+    // Two idle sockets take both slots; a third is dropped at once, long before the
+    // handshake timeout could have closed it.
+    let mut idle1 = TcpStream::connect(a.listen_addr().unwrap()).await.unwrap();
     let _idle2 = TcpStream::connect(a.listen_addr().unwrap()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let mut third = TcpStream::connect(a.listen_addr().unwrap()).await.unwrap();
-    assert!(closed_by_peer(&mut third).await);
-    // The idle ones time out and free their slots: an honest peer gets in.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut byte = [0u8; 1];
+    let third_closed =
+        tokio::time::timeout(Duration::from_millis(500), third.read(&mut byte)).await;
+    assert!(
+        matches!(third_closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the third socket is closed at once: {third_closed:?}"
+    );
+    // The idle ones are still open meanwhile, then time out and free their slots.
+    let idle_open = tokio::time::timeout(Duration::from_millis(100), idle1.read(&mut byte)).await;
+    assert!(
+        idle_open.is_err(),
+        "an idle socket within its handshake time stays open"
+    );
+    assert!(closed_by_peer(&mut idle1).await);
     still_serves(&a, "ns-honest6@localhost").await;
 }
 
@@ -276,4 +288,111 @@ async fn a_silent_peer_is_dropped_after_the_heartbeat_timeout() {
     assert_eq!(a.connected_nodes(), vec!["ns-silent@localhost".to_string()]);
     assert!(closed_by_peer(&mut raw).await, "dropped within 3 s");
     assert!(a.connected_nodes().is_empty());
+}
+
+/// Decodes as a number, but panics on 13 (a `Deserialize` impl with a bug).
+#[derive(Debug, serde::Serialize)]
+struct Brittle(u32);
+
+impl<'de> serde::Deserialize<'de> for Brittle {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = u32::deserialize(d)?;
+        assert!(n != 13, "unlucky number");
+        Ok(Brittle(n))
+    }
+}
+
+struct Fragile;
+
+#[actor(remote)]
+impl Fragile {
+    #[handle]
+    fn take(&self, b: Brittle) -> u32 {
+        b.0
+    }
+}
+
+#[tokio::test]
+async fn a_panic_while_decoding_takes_the_link_down_cleanly_and_the_next_use_reconnects() {
+    let a = node("ns-a8@localhost", COOKIE).await;
+    let f = a.spawn(Fragile).await.unwrap();
+    a.register("fragile", &f).unwrap();
+    let b = Node::builder("ns-b8@localhost")
+        .cookie(COOKIE)
+        .no_registrar()
+        .route(a.name(), a.listen_addr().unwrap().to_string())
+        .start()
+        .await
+        .unwrap();
+    let remote = b.lookup::<Fragile>("fragile", a.name()).await.unwrap();
+    assert_eq!(remote.take(Brittle(1)).await.unwrap(), 1);
+    // The panic on a's reader ends the link: the call fails with NoConnection (not Timeout).
+    let err = remote
+        .take(Brittle(13))
+        .timeout(Duration::from_secs(20))
+        .await
+        .unwrap_err();
+    assert_eq!(err, CallError::NoConnection);
+    // The process is fine and the next use reconnects (after the dial backoff, if any).
+    let again = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(n) = remote.take(Brittle(2)).await {
+                break n;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("reconnects");
+    assert_eq!(again, 2);
+}
+
+struct Slowpoke {
+    seen: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+#[actor(remote, mailbox = 1)]
+impl Slowpoke {
+    #[handle]
+    async fn chew(&mut self) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_full_bounded_mailbox_does_not_hold_up_the_connection() {
+    let a = node("ns-a9@localhost", COOKIE).await;
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let s = a.spawn(Slowpoke { seen: seen.clone() }).await.unwrap();
+    a.register("slow", &s).unwrap();
+    let c = a.spawn(Counter { n: 0 }).await.unwrap();
+    a.register("counter", &c).unwrap();
+    let b = Node::builder("ns-b9@localhost")
+        .cookie(COOKIE)
+        .no_registrar()
+        .connections_per_peer(1)
+        .route(a.name(), a.listen_addr().unwrap().to_string())
+        .start()
+        .await
+        .unwrap();
+    let slow = b.lookup::<Slowpoke>("slow", a.name()).await.unwrap();
+    let counter = b.lookup::<Counter>("counter", a.name()).await.unwrap();
+    for _ in 0..10 {
+        slow.chew().await.unwrap();
+    }
+    // Ten messages for a mailbox of one, and the same connection still answers before the
+    // slow process has worked through them (a reader waiting for room would have made the
+    // call wait behind at least nine of them).
+    assert_eq!(counter.add(1).await.unwrap(), 1);
+    let chewed = seen.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(chewed < 9, "the call waited behind {chewed} messages");
+    // And nothing was lost.
+    let all = tokio::time::timeout(Duration::from_secs(5), async {
+        while seen.load(std::sync::atomic::Ordering::SeqCst) < 10 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(all.is_ok());
 }

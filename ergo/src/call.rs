@@ -101,11 +101,23 @@ impl<R: serde::de::DeserializeOwned + Send + 'static> ReplyTo<R> {
     pub fn take_pending(&mut self) -> Option<crate::remote::PendingReply> {
         match std::mem::replace(&mut self.0, Slot::Detached) {
             Slot::Local(tx) => Some(crate::remote::PendingReply {
-                deliver: Box::new(move |bytes: &[u8]| {
-                    let value = crate::remote::decode_cbor::<R>(bytes)?;
-                    let _ = tx.send(value);
-                    Ok(())
-                }),
+                deliver: Box::new(
+                    move |bytes: &[u8], error: &std::sync::OnceLock<CallError>| {
+                        match crate::remote::decode_cbor::<R>(bytes) {
+                            Ok(value) => {
+                                let _ = tx.send(value);
+                                Ok(())
+                            }
+                            Err(e) => {
+                                let _ = error.set(CallError::BadMessage(format!(
+                                    "the reply did not decode: {e}"
+                                )));
+                                drop(tx);
+                                Err(e)
+                            }
+                        }
+                    },
+                ),
             }),
             other => {
                 self.0 = other;

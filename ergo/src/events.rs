@@ -1333,6 +1333,9 @@ pub(crate) struct Mirror<T> {
     channel: Arc<Channel<T>>,
     /// The outcome of the remote subscription, set once by the first local subscriber.
     ready: tokio::sync::OnceCell<Result<(), SubscribeError>>,
+    /// Whether the producer confirmed, and an end that came before the confirmation was seen
+    /// (it is delivered once the subscription is confirmed).
+    confirmed: Mutex<(bool, Option<ExitReason>)>,
     pub(crate) sub: u64,
 }
 
@@ -1359,6 +1362,7 @@ impl<T: Clone + Send + serde::de::DeserializeOwned + 'static> Mirror<T> {
                 }),
             }),
             ready: tokio::sync::OnceCell::new(),
+            confirmed: Mutex::new((false, None)),
             sub,
         })
     }
@@ -1377,15 +1381,13 @@ impl<T: Clone + Send + serde::de::DeserializeOwned + 'static> MirrorSink for Mir
     }
 
     fn close(&self, reason: ExitReason) {
-        if matches!(self.ready.get(), Some(Ok(()))) {
+        let mut confirmed = self.confirmed.lock();
+        if confirmed.0 {
+            drop(confirmed);
             self.channel.close(reason);
         } else {
-            // Never confirmed: the subscribers are told by the failed subscribe call instead.
-            let mut state = self.channel.state.lock();
-            state.closed = true;
-            state.subs.clear();
-            self.channel.subscribers.store(0, Ordering::Release);
-            self.channel.closed.store(true, Ordering::Release);
+            // Not confirmed yet: the subscribe call delivers it once it is (or fails).
+            confirmed.1.get_or_insert(reason);
         }
     }
 }
@@ -1551,6 +1553,17 @@ impl Node {
             .channel
             .subscribe(Alive::Process(subscriber.handle()), deliver, end)
             .ok_or_else(not_registered)?;
+        // If this call is dropped before it answers, the subscriber leaves the mirror (nobody
+        // would hold its `Subscription`).
+        struct Leave<'a, T: Clone + Send + 'static>(&'a Channel<T>, Option<u64>);
+        impl<T: Clone + Send + 'static> Drop for Leave<'_, T> {
+            fn drop(&mut self) {
+                if let Some(id) = self.1 {
+                    self.0.remove_subscriber(id);
+                }
+            }
+        }
+        let mut leave = Leave(&mirror.channel, Some(id));
         let ready = mirror
             .ready
             .get_or_init(|| {
@@ -1567,6 +1580,15 @@ impl Node {
                         Ok(SubAnswer::Subscribed(owner)) => {
                             if let Owner::Remote(pid) = &mirror.channel.owner {
                                 let _ = pid.set(owner);
+                            }
+                            let early = {
+                                let mut confirmed = mirror.confirmed.lock();
+                                confirmed.0 = true;
+                                confirmed.1.take()
+                            };
+                            if let Some(reason) = early {
+                                // It ended before we saw the confirmation: tell everyone now.
+                                mirror.channel.close(reason);
                             }
                             Ok(())
                         }
@@ -1592,15 +1614,16 @@ impl Node {
             })
             .await;
         match ready {
-            Ok(()) => Ok(Subscription {
-                id,
-                event: mirror.channel.name.clone(),
-                channel: mirror.channel.clone(),
-            }),
-            Err(e) => {
-                mirror.channel.remove_subscriber(id);
-                Err(e.clone())
+            Ok(()) => {
+                leave.1 = None;
+                Ok(Subscription {
+                    id,
+                    event: mirror.channel.name.clone(),
+                    channel: mirror.channel.clone(),
+                })
             }
+            // `leave` removes the subscriber.
+            Err(e) => Err(e.clone()),
         }
     }
 }

@@ -97,13 +97,13 @@ pub(crate) trait Process: Send + Sync + 'static {
     #[cfg_attr(not(feature = "net"), allow(dead_code))]
     fn is_remote(&self) -> bool;
     /// Decodes a message that came from another node and queues it (with the route of its
-    /// reply if it is a call). The future, if any, waits for room in a full bounded mailbox.
+    /// reply if it is a call).
     #[cfg(feature = "net")]
     fn deliver_remote(
         self: Arc<Self>,
         payload: &[u8],
         route: Option<crate::remote::ReplyRoute>,
-    ) -> Result<Option<crate::net::node::DeliverWait>, crate::net::node::DeliverError>;
+    ) -> Result<(), crate::net::node::DeliverError>;
 }
 
 pub(crate) type ProcHandle = Arc<dyn Process>;
@@ -335,7 +335,7 @@ impl<A: Actor> Process for Mailbox<A> {
         self: Arc<Self>,
         payload: &[u8],
         route: Option<crate::remote::ReplyRoute>,
-    ) -> Result<Option<crate::net::node::DeliverWait>, crate::net::node::DeliverError> {
+    ) -> Result<(), crate::net::node::DeliverError> {
         use crate::net::node::DeliverError;
         let Some(vtable) = A::__remote_vtable() else {
             return Err(DeliverError::NotRemote(A::NAME));
@@ -348,17 +348,16 @@ impl<A: Actor> Process for Mailbox<A> {
         if let Some(route) = route {
             (vtable.set_reply)(&mut msg, route);
         }
-        match self.try_send(msg) {
-            Ok(()) => Ok(None),
-            Err(crate::TrySendError::Closed(_)) => Err(DeliverError::NoProc),
-            Err(crate::TrySendError::Full(msg)) => {
-                // Wait for room: the connection's reader stops reading meanwhile, so the
-                // sender is slowed down instead of the message being lost.
-                Ok(Some(Box::pin(async move {
-                    let _ = self.send(msg).await;
-                })))
-            }
+        // A bounded mailbox bounds the senders of this node. A message from another node is
+        // queued even above the bound: making the connection's reader wait for room would hold
+        // up every other frame on it (replies included: a bounded process calling the peer
+        // could then wait on its own backlog). The remote sender is bounded by its
+        // connection's buffer instead.
+        if let Some(bound) = &self.bound {
+            bound.queued.fetch_add(1, Ordering::SeqCst);
         }
+        self.push(msg);
+        Ok(())
     }
 }
 

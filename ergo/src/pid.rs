@@ -33,6 +33,9 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
+/// The longest node name a decoded pid may carry (the handshake's limit too).
+pub(crate) const MAX_NODE_NAME: usize = 255;
+
 /// An interned node name: a small copyable number that stands for a `name@host` string.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct NodeAtom(u32);
@@ -161,6 +164,14 @@ impl serde::Serialize for Pid {
 impl<'de> serde::Deserialize<'de> for Pid {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let wire = WirePid::deserialize(deserializer)?;
+        // Node names are interned for the life of the process: refuse oversized ones (a peer
+        // could otherwise grow the table with every message).
+        if wire.node.len() > crate::pid::MAX_NODE_NAME {
+            return Err(serde::de::Error::custom(format_args!(
+                "a pid's node name is longer than {} bytes",
+                crate::pid::MAX_NODE_NAME
+            )));
+        }
         if wire.node.is_empty() || !wire.node.contains('@') {
             return Err(serde::de::Error::custom(format_args!(
                 "a pid's node must look like `name@host`, found `{}`",

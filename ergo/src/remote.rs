@@ -86,8 +86,10 @@ pub struct PendingReply {
     pub(crate) deliver: DeliverReply,
 }
 
-/// Decodes a reply's bytes into the waiting call's slot.
-pub(crate) type DeliverReply = Box<dyn FnOnce(&[u8]) -> Result<(), String> + Send>;
+/// Decodes a reply's bytes into the waiting call's slot; on a decoding error it records the
+/// error in the given slot before giving the call up.
+pub(crate) type DeliverReply =
+    Box<dyn FnOnce(&[u8], &std::sync::OnceLock<crate::CallError>) -> Result<(), String> + Send>;
 
 impl std::fmt::Debug for PendingReply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

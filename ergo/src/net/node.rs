@@ -24,9 +24,7 @@
 //!   monitor across it once with `ExitReason::NoConnection`.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -55,6 +53,10 @@ const HIGH_WATER: usize = 4 * 1024 * 1024;
 /// A writer keeps buffers up to this capacity between writes (two per connection), so a busy
 /// connection does not reallocate (and page-fault) its buffers on every burst.
 const KEEP_CAPACITY: usize = 2 * HIGH_WATER;
+
+/// A connection's outgoing buffer above which nothing more is queued and the connection is
+/// given up (its peer does not read what it asks for).
+const HARD_LIMIT: usize = 8 * HIGH_WATER;
 
 /// The network settings of a node (see the `NodeBuilder` methods that set them).
 #[derive(Clone)]
@@ -237,6 +239,9 @@ struct Pending {
 
 /// One connection's outgoing side.
 pub(crate) struct Conn {
+    /// Why this connection was given up on by its own side (its buffer overflowed, its peer
+    /// stopped reading): the reader reports it and the link goes down.
+    failure: OnceLock<String>,
     out: Mutex<Outbox>,
     wake: Notify,
     room: Notify,
@@ -276,6 +281,7 @@ impl std::fmt::Display for PushError {
 impl Conn {
     fn new(cancel: CancellationToken) -> Arc<Conn> {
         Arc::new(Conn {
+            failure: OnceLock::new(),
             out: Mutex::new(Outbox {
                 bytes: BytesMut::new(),
                 closed: false,
@@ -312,6 +318,16 @@ impl Conn {
         if out.bytes.len() >= limit {
             return Err(PushError::Full);
         }
+        if out.bytes.len() >= HARD_LIMIT {
+            // Even frames that never wait (replies, signals) stop here: the peer does not read
+            // what it asks for. Give the connection up rather than grow without bound.
+            out.closed = true;
+            drop(out);
+            self.fail(format!(
+                "more than {HARD_LIMIT} bytes queued for a peer that does not read them"
+            ));
+            return Err(PushError::Closed);
+        }
         let was_empty = out.bytes.is_empty();
         codec.encode_frame_with(header, &mut out.bytes, payload)?;
         drop(out);
@@ -334,6 +350,20 @@ impl Conn {
 
     fn is_closed(&self) -> bool {
         self.out.lock().closed
+    }
+
+    /// Gives the connection up: its reader ends with `reason` and takes the link down.
+    fn fail(&self, reason: String) {
+        let _ = self.failure.set(reason);
+        self.close();
+    }
+
+    /// Why the connection was given up, if it was (for the reader to report).
+    fn ended(&self) -> Result<(), String> {
+        match self.failure.get() {
+            Some(reason) => Err(reason.clone()),
+            None => Ok(()),
+        }
     }
 
     fn close(&self) {
@@ -803,6 +833,14 @@ impl Net {
                         replaced = Some(old);
                         link
                     } else {
+                        // Joining a link this node is still dialling: learn the peer's creation
+                        // now, so pids from this connection are right at once.
+                        let _ = old.creation.compare_exchange(
+                            0,
+                            peer.creation,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        );
                         old.extra.lock().push(conn.clone());
                         old
                     }
@@ -862,15 +900,35 @@ impl Net {
         R: tokio::io::AsyncRead + Unpin + Send + 'static,
         W: tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
+        use futures_util::FutureExt;
+        let panicked = |p: Box<dyn std::any::Any + Send>| {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Err(format!("panicked while handling the connection: {msg}"))
+        };
         let (net, link2, conn2) = (self.clone(), link.clone(), conn.clone());
         node.runtime().spawn(async move {
-            if let Err(reason) = write_loop(&conn2, write, net.opts.heartbeat).await {
+            let heartbeat = (net.opts.heartbeat, net.opts.heartbeat_timeout);
+            let ended = std::panic::AssertUnwindSafe(write_loop(&conn2, write, heartbeat))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(panicked);
+            if let Err(reason) = ended {
                 net.peer_down(&link2, reason);
             }
         });
         let (net, link, node2) = (self.clone(), link.clone(), node.clone());
         node.runtime().spawn(async move {
-            if let Err(reason) = net.read_loop(&node2, &link, &conn, read).await {
+            // A panic while handling a frame (a user `Deserialize`, an event closure) takes the
+            // link down like a malformed frame, instead of leaving it half dead.
+            let ended = std::panic::AssertUnwindSafe(net.read_loop(&node2, &link, &conn, read))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(panicked);
+            if let Err(reason) = ended {
                 net.peer_down(&link, reason);
             }
         });
@@ -888,12 +946,7 @@ impl Net {
             loop {
                 match self.codec.decode_frame(&mut inbox) {
                     Ok(Some(frame)) => {
-                        if let Some(wait) = self.dispatch(node, link, conn, frame)? {
-                            tokio::select! {
-                                _ = wait => {}
-                                _ = conn.cancel.cancelled() => return Ok(()),
-                            }
-                        }
+                        self.dispatch(node, link, conn, frame)?;
                     }
                     Ok(None) => break,
                     Err(e) => return Err(format!("malformed frame: {e}")),
@@ -903,7 +956,7 @@ impl Net {
                 inbox.reserve(64 * 1024);
             }
             let read = tokio::select! {
-                _ = conn.cancel.cancelled() => return Ok(()),
+                _ = conn.cancel.cancelled() => return conn.ended(),
                 read = tokio::time::timeout(self.opts.heartbeat_timeout, read.read_buf(&mut inbox)) => read,
             };
             match read {
@@ -927,7 +980,7 @@ impl Net {
         link: &Arc<PeerLink>,
         conn: &Arc<Conn>,
         frame: Frame,
-    ) -> Result<Option<DeliverWait>, String> {
+    ) -> Result<(), String> {
         let h = frame.header;
         let payload = &frame.payload[..];
         let from = || link.remote_pid(h.from);
@@ -935,7 +988,7 @@ impl Net {
         match h.kind {
             FrameKind::Cast => match node.local_process(h.to) {
                 Some(p) => match p.deliver_remote(payload, None) {
-                    Ok(wait) => return Ok(wait),
+                    Ok(()) => return Ok(()),
                     Err(e) => tracing::warn!(peer = %link.name, to = h.to.id, "cast dropped: {e}"),
                 },
                 None => tracing::debug!(peer = %link.name, to = h.to.id, "cast to no process"),
@@ -952,7 +1005,7 @@ impl Net {
                             callee: p.clone(),
                         };
                         match p.deliver_remote(payload, Some(route)) {
-                            Ok(wait) => return Ok(wait),
+                            Ok(()) => return Ok(()),
                             Err(DeliverError::NoProc) => WireFailure::NoProc,
                             Err(e) => {
                                 tracing::warn!(peer = %link.name, to = h.to.id, "call refused: {e}");
@@ -974,11 +1027,10 @@ impl Net {
             }
             FrameKind::Reply => {
                 if let Some(pending) = link.take_pending(h.correlation) {
-                    if let Err(e) = (pending.reply.deliver)(payload) {
+                    // The reply slot records a decoding error itself, before it lets the
+                    // caller see the reply is gone.
+                    if let Err(e) = (pending.reply.deliver)(payload, &pending.error) {
                         tracing::warn!(peer = %link.name, "a reply did not decode: {e}");
-                        let _ = pending.error.set(CallError::BadMessage(format!(
-                            "the reply did not decode: {e}"
-                        )));
                     }
                 }
             }
@@ -1127,6 +1179,18 @@ impl Net {
             }
             FrameKind::EventSubscribe => {
                 let request = decode_cbor::<crate::events::SubRequest>(payload)?;
+                let existing = link
+                    .remote_subs
+                    .lock()
+                    .get(&request.sub)
+                    .map(|(registration, _)| registration.owner_pid());
+                if let Some(owner) = existing {
+                    // Asked again for the same subscription (the first request's caller gave
+                    // up before the answer): it is already in place.
+                    let answer = crate::events::SubAnswer::Subscribed(owner);
+                    self.answer(conn, link, h, &answer);
+                    return Ok(());
+                }
                 let sink = RemoteSink {
                     link: link.clone(),
                     sub: request.sub,
@@ -1183,7 +1247,7 @@ impl Net {
             FrameKind::Heartbeat => {}
             FrameKind::Handshake => return Err("a handshake frame after authentication".into()),
         }
-        Ok(None)
+        Ok(())
     }
 
     /// Takes a link down (once): closes its connections, fails its calls and fires every link
@@ -1322,7 +1386,7 @@ impl Net {
             correlation,
             Pending {
                 reply: PendingReply {
-                    deliver: Box::new(move |bytes: &[u8]| {
+                    deliver: Box::new(move |bytes: &[u8], _: &OnceLock<CallError>| {
                         let _ = tx.send(decode_cbor(bytes)?);
                         Ok(())
                     }),
@@ -1330,6 +1394,14 @@ impl Net {
                 error: Arc::new(OnceLock::new()),
             },
         );
+        // Removes the pending entry if the caller gives up (timeout, or its future dropped).
+        struct Forget<'a>(&'a PeerLink, u64);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                self.0.take_pending(self.1);
+            }
+        }
+        let _forget = Forget(&link, correlation);
         let header = Header {
             kind,
             to: WirePid::NODE,
@@ -1341,7 +1413,6 @@ impl Net {
             .push_value(&self.codec, &header, payload)
             .is_err()
         {
-            link.take_pending(correlation);
             return Err(link.no_connection());
         }
         match tokio::time::timeout(node.call_timeout(), rx).await {
@@ -1546,7 +1617,7 @@ fn deliver_down(node: &Node, watcher: Watcher, monitor: MonitorRef, pid: Pid, re
 async fn write_loop<W: tokio::io::AsyncWrite + Unpin>(
     conn: &Conn,
     mut write: W,
-    heartbeat: Duration,
+    (heartbeat, stall): (Duration, Duration),
 ) -> Result<(), String> {
     let codec = FrameCodec::new();
     let mut spare = BytesMut::with_capacity(64 * 1024);
@@ -1575,9 +1646,11 @@ async fn write_loop<W: tokio::io::AsyncWrite + Unpin>(
             conn.room.notify_waiters();
         }
         tokio::select! {
-            written = write.write_all(&spare) => {
-                written.map_err(|e| format!("write failed: {e}"))?;
-            }
+            written = tokio::time::timeout(stall, write.write_all(&spare)) => match written {
+                Ok(written) => written.map_err(|e| format!("write failed: {e}"))?,
+                // The peer has not taken a byte for the heartbeat timeout.
+                Err(_) => return Err(format!("the peer has not read for {stall:?}")),
+            },
             _ = conn.cancel.cancelled() => return Ok(()),
         }
         spare.clear();
@@ -1594,9 +1667,6 @@ async fn resolve(addr: &str) -> Result<SocketAddr, crate::Error> {
         .and_then(|mut addrs| addrs.next())
         .ok_or_else(|| crate::Error::Net(NetError::Address(addr.to_string())))
 }
-
-/// A future that waits for room in a full bounded mailbox before queueing a remote message.
-pub(crate) type DeliverWait = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Why a message from another node was not queued.
 #[derive(Debug, thiserror::Error)]
@@ -1867,7 +1937,8 @@ impl<A: Actor> RemoteRef<A> {
                 if self.0.reg.lock().monitors.remove(&self.1).is_some() {
                     let mut header = self.2;
                     header.kind = FrameKind::Demonitor;
-                    let _ = self.0.outs[0].push(&self.0.codec, &header, |_| Ok(()));
+                    let conn = self.0.out_for(header.to.id);
+                    let _ = conn.push(&self.0.codec, &header, |_| Ok(()));
                 }
             }
         }

@@ -6,7 +6,8 @@
 //! Discovery gives addresses only: trust still comes from the cookie handshake.
 //!
 //! - [`EmbeddedRegistrar`] (the default): the first node on a host serves a small registry on a
-//!   well-known loopback port ([`DEFAULT_REGISTRAR_PORT`]); later nodes on the host register
+//!   well-known loopback port ([`DEFAULT_REGISTRAR_PORT`]; so it serves the nodes of that host,
+//!   and answers with loopback addresses: across hosts use static routes or etcd); later nodes on the host register
 //!   with it over a connection they keep open, so the name of a node that dies disappears with
 //!   its connection. When the serving node dies, the next node to notice takes the port over,
 //!   and the others register again with it; nothing has to be done by hand. Resolving
@@ -369,7 +370,11 @@ impl EmbeddedRegistrar {
                     Ok(()) => failures = 0,
                     Err(e) => {
                         failures = failures.saturating_add(1);
-                        tracing::debug!(node = %name, "registrar: {e}");
+                        if failures == 3 {
+                            tracing::warn!(node = %name, "cannot register with the host's registrar (still trying): {e}");
+                        } else {
+                            tracing::debug!(node = %name, "registrar: {e}");
+                        }
                     }
                 },
             }
@@ -396,7 +401,11 @@ impl EmbeddedRegistrar {
                 _ = inner.cancel.cancelled() => break,
                 accepted = listener.accept() => accepted,
             };
-            let Ok((stream, _)) = accepted else { continue };
+            let Ok((stream, _)) = accepted else {
+                // Out of file descriptors, say: do not spin.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
             let (table, cancel, id) = (table.clone(), inner.cancel.clone(), next_id);
             next_id += 1;
             tokio::spawn(async move {
@@ -420,6 +429,10 @@ async fn serve_one(mut stream: TcpStream, table: &Table, id: u64) {
                 if t.get(&name).is_some_and(|(_, owner)| *owner != id) {
                     Reply::Taken
                 } else {
+                    // One name per connection: a new one replaces the old.
+                    if let Some(old) = registered.take().filter(|old| *old != name) {
+                        t.remove(&old);
+                    }
                     t.insert(name.clone(), (port, id));
                     registered = Some(name);
                     Reply::Registered
