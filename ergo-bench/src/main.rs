@@ -30,13 +30,24 @@
 //!   in another OS process (over 127.0.0.1), timed until the sink has counted them all;
 //! - `remote_tell_p2`: the same with two sender → sink pairs, 1 000 000 casts in all;
 //! - `remote_ask`: 50 000 sequential remote calls after 5 000 warm-up ones, with p50 and p99;
-//!   baselines: plain tokio TCP streams to a plain tokio server in the same kind of process.
+//!   baselines: plain tokio TCP streams to a plain tokio server in the same kind of process;
+//! - `remote_tell_p1_tls`, `remote_ask_tls`: `remote_tell_p1` and `remote_ask` with mutual TLS
+//!   on both nodes (certificates of a development CA made per run, handed to the server process
+//!   as PEM in its environment); no baseline: `ratio_vs_plain` compares them with plain runs
+//!   of the same workload interleaved with theirs (best of `--reps` each);
+//! - `publish_remote`: one producer publishes 1 000 000 events of an `Event::remote` to 10
+//!   subscribers (`monitor_event_at`) on each of 2 nodes in 2 other OS processes (20 M
+//!   deliveries), at most 50 000 events ahead of the slowest subscriber, timed until all 20
+//!   have every event, in order; `published_rate` is events/s, `local_rate` is
+//!   `publish_local`'s; baseline: 8-byte events over plain TCP to 2 plain tokio servers that
+//!   fan them out to 10 tasks each.
 //!
 //! The remote workloads re-execute this binary as their server process (hidden argument
-//! `--remote-server`), one per run; it prints its address, serves until its stdin closes, and
-//! is killed on every exit path. They also print their target (`…_target`, `…_vs_target`)
-//! and the figure of a peer for reference. `ERGO_BENCH_REMOTE_CONNS=N` sets
-//! `connections_per_peer` on both nodes (default: ergo's).
+//! `--remote-server`), one per run (two for `publish_remote`); it prints its address, serves
+//! until its stdin closes, and is killed on every exit path. They also print their target
+//! (`…_target`, `…_vs_target`, when the issues set one) and the figure of a peer for
+//! reference. `ERGO_BENCH_REMOTE_CONNS=N` sets `connections_per_peer` on both nodes (default:
+//! ergo's).
 //!
 //! Each has a `tokio_…` baseline built from tokio tasks and unbounded mpsc channels (for
 //! `restart`: a supervising task that respawns a panicked task and publishes its sender; for
@@ -63,6 +74,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
 mod net;
+mod publish_remote;
 mod remote;
 
 /// A failed check or a runtime error; ends the run with a non-zero status.
@@ -70,7 +82,7 @@ type BenchResult<T> = Result<T, String>;
 
 /// The workloads, in the order they run. `spawn` runs first so its memory figures are taken
 /// before other workloads have grown (and freed) the heap.
-const WORKLOADS: [&str; 15] = [
+const WORKLOADS: [&str; 18] = [
     "spawn",
     "tell_p1",
     "tell_p2",
@@ -86,6 +98,9 @@ const WORKLOADS: [&str; 15] = [
     "remote_tell_p1",
     "remote_tell_p2",
     "remote_ask",
+    "remote_tell_p1_tls",
+    "remote_ask_tls",
+    "publish_remote",
 ];
 
 /// Actors in the ring (not scaled by `--quick`).
@@ -246,6 +261,17 @@ async fn run_all(cfg: &Config) -> BenchResult<()> {
                 remote::remote_tell_workload(cfg, workload, 2, cfg.count(1_000_000)).await?
             }
             "remote_ask" => remote::remote_ask_workload(cfg, cfg.count(50_000)).await?,
+            "remote_tell_p1_tls" => {
+                remote::remote_tell_tls_workload(
+                    cfg,
+                    workload,
+                    "remote_tell_p1",
+                    cfg.count(1_000_000),
+                )
+                .await?
+            }
+            "remote_ask_tls" => remote::remote_ask_tls_workload(cfg, cfg.count(50_000)).await?,
+            "publish_remote" => publish_remote::publish_remote_workload(cfg).await?,
             _ => unreachable!("every workload has a runner"),
         }
     }
@@ -1276,6 +1302,9 @@ const SUBSCRIBERS: usize = 100;
 /// The event of the publish workload.
 const TICKS: Event<u64> = Event::new("ticks");
 
+/// Events published by `publish_local` (full count).
+const PUBLISH_LOCAL_EVENTS: u64 = 20_000;
+
 /// Receives the events of the publish workload and checks that they arrive in order.
 struct EventSink {
     received: u64,
@@ -1308,10 +1337,14 @@ impl EventSink {
 }
 
 async fn publish_workload(cfg: &Config) -> BenchResult<()> {
-    let events = cfg.count(20_000);
+    let events = cfg.count(PUBLISH_LOCAL_EVENTS);
     let ergo = best_of(cfg.reps, |rep| ergo_publish(rep, events)).await?;
     let tokio = best_of(cfg.reps, |_| tokio_publish(events)).await?;
     report("publish_local", "events/s", &ergo, &tokio);
+    // For `publish_remote`'s comparison.
+    if let Ok(mut local) = publish_remote::LOCAL_RATE.lock() {
+        *local = Some(ergo.rate());
+    }
     Ok(())
 }
 

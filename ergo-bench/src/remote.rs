@@ -10,6 +10,13 @@
 //! same kind of child process: fixed 12-byte frames through a 64 KiB `BufWriter` for the tells,
 //! an 8-byte request and reply for the calls. They are the floor of the transport, not a
 //! second actor runtime.
+//!
+//! `remote_tell_p1_tls` and `remote_ask_tls` are `remote_tell_p1` and `remote_ask` with mutual
+//! TLS on both nodes: the parent makes a development CA ([`DevCa`]) per run, issues a
+//! certificate to each node, and hands the server process the CA certificate and its own
+//! certificate and key as PEM in its environment ([`TLS_ENV`]; nothing is written to disk).
+//! They are compared with plain runs interleaved with theirs (`ratio_vs_plain`), not with a
+//! baseline.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -20,6 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ergo::net::tls::dev::DevCa;
+use ergo::net::tls::TlsConfig;
 use ergo::prelude::*;
 use ergo::NodeBuilder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
@@ -28,11 +37,21 @@ use tokio::net::{TcpListener, TcpStream};
 use super::{best_of, check, join, line, percentiles, report, BenchResult, Config, Sample};
 
 /// The hidden first argument that turns this binary into a remote workload's server process:
-/// `--remote-server node NAME` (an ergo node called `NAME`) or `--remote-server tokio`.
+/// `--remote-server node NAME` (an ergo node called `NAME`), `--remote-server tokio`, or
+/// `--remote-server subscribers NAME PRODUCER ADDR` (the subscriber node of `publish_remote`).
 const SERVE_ARG: &str = "--remote-server";
 
 /// The cookie shared by the two nodes, handed to the server process in its environment.
 const COOKIE_ENV: &str = "ERGO_BENCH_COOKIE";
+
+/// The TLS identity of a server node, in PEM, handed to it in its environment by the TLS
+/// workloads (and removed from the environment of every other server process): the CA
+/// certificate, the node's certificate and its private key (of a throwaway development CA).
+const TLS_ENV: [&str; 3] = [
+    "ERGO_BENCH_TLS_CA",
+    "ERGO_BENCH_TLS_CERT",
+    "ERGO_BENCH_TLS_KEY",
+];
 
 /// Optional: connections per peer of both nodes (default: ergo's, 2), to compare layouts.
 const CONNS_ENV: &str = "ERGO_BENCH_REMOTE_CONNS";
@@ -49,10 +68,10 @@ const SERVER_MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
 /// How long the measured part of a run may take before the workload fails as stalled (the
 /// full counts normally take a second or two).
-const RUN_DEADLINE: Duration = Duration::from_secs(120);
+pub(super) const RUN_DEADLINE: Duration = Duration::from_secs(120);
 
 /// The timeout of each remote call (setup, tallies, every ask).
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The targets: `(workload, metric, target, unit)`; rates are floors, latencies ceilings.
 const TARGETS: [(&str, &str, u64, &str); 3] = [
@@ -131,7 +150,7 @@ pub(super) fn serve_if_asked() -> Option<ExitCode> {
         return None;
     }
     let kind = args.next().unwrap_or_default();
-    let name = args.next();
+    let rest: Vec<String> = args.collect();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -144,10 +163,16 @@ pub(super) fn serve_if_asked() -> Option<ExitCode> {
         }
     };
     let served = runtime.block_on(async {
-        match (kind.as_str(), name) {
-            ("node", Some(name)) => serve_node(&name).await,
-            ("tokio", None) => serve_tokio().await,
-            _ => Err(format!("usage: {SERVE_ARG} node NAME | {SERVE_ARG} tokio")),
+        match (kind.as_str(), rest.as_slice()) {
+            ("node", [name]) => serve_node(name).await,
+            ("tokio", []) => serve_tokio().await,
+            ("subscribers", [name, producer, addr]) => {
+                super::publish_remote::serve_subscribers(name, producer, addr).await
+            }
+            _ => Err(format!(
+                "usage: {SERVE_ARG} node NAME | {SERVE_ARG} tokio | \
+                 {SERVE_ARG} subscribers NAME PRODUCER ADDR"
+            )),
         }
     });
     match served {
@@ -164,7 +189,7 @@ pub(super) fn serve_if_asked() -> Option<ExitCode> {
 
 /// Prints `addr` as the one line of stdout the parent waits for, then waits until stdin
 /// closes (the parent is done, or gone) or `SERVER_MAX_LIFETIME` has passed.
-async fn announce_and_wait(addr: SocketAddr) -> BenchResult<()> {
+pub(super) async fn announce_and_wait(addr: SocketAddr) -> BenchResult<()> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     std::thread::Builder::new()
         .name("stdin-watch".into())
@@ -186,7 +211,7 @@ async fn announce_and_wait(addr: SocketAddr) -> BenchResult<()> {
     }
 }
 
-fn cookie_from_env() -> BenchResult<String> {
+pub(super) fn cookie_from_env() -> BenchResult<String> {
     std::env::var(COOKIE_ENV)
         .ok()
         .filter(|c| !c.is_empty())
@@ -206,7 +231,7 @@ fn conns_from_env() -> BenchResult<Option<usize>> {
     }
 }
 
-fn networked(builder: NodeBuilder, cookie: &str) -> BenchResult<NodeBuilder> {
+pub(super) fn networked(builder: NodeBuilder, cookie: &str) -> BenchResult<NodeBuilder> {
     let builder = builder.cookie(cookie);
     Ok(match conns_from_env()? {
         Some(n) => builder.connections_per_peer(n),
@@ -214,11 +239,32 @@ fn networked(builder: NodeBuilder, cookie: &str) -> BenchResult<NodeBuilder> {
     })
 }
 
-/// The server node: two sinks and an echo, registered, until stdin closes.
+/// The server's TLS configuration when the parent handed it one ([`TLS_ENV`]).
+fn tls_from_env() -> BenchResult<Option<TlsConfig>> {
+    let Some(ca) = std::env::var_os(TLS_ENV[0]) else {
+        return Ok(None);
+    };
+    let var = |name: &str| {
+        std::env::var(name).map_err(|e| format!("{name} (set with {}): {e}", TLS_ENV[0]))
+    };
+    let ca = ca
+        .into_string()
+        .map_err(|_| format!("{} is not UTF-8", TLS_ENV[0]))?;
+    let (cert, key) = (var(TLS_ENV[1])?, var(TLS_ENV[2])?);
+    TlsConfig::from_pem(ca.as_bytes(), cert.as_bytes(), key.as_bytes())
+        .map(Some)
+        .map_err(|e| format!("TLS configuration from the environment: {e}"))
+}
+
+/// The server node: two sinks and an echo, registered, until stdin closes. With mutual TLS
+/// when the parent handed it a certificate.
 async fn serve_node(name: &str) -> BenchResult<()> {
     let cookie = cookie_from_env()?;
-    let node = networked(Node::builder(name), &cookie)?
-        .listen("127.0.0.1:0")
+    let mut builder = networked(Node::builder(name), &cookie)?.listen("127.0.0.1:0");
+    if let Some(tls) = tls_from_env()? {
+        builder = builder.tls(tls);
+    }
+    let node = builder
         .start()
         .await
         .map_err(|e| format!("server node start: {e}"))?;
@@ -249,6 +295,8 @@ async fn serve_node(name: &str) -> BenchResult<()> {
 /// First byte of a baseline connection: what it is for.
 const TOKIO_TELL: u8 = b'T';
 const TOKIO_ASK: u8 = b'A';
+/// `publish_remote`'s baseline: see [`super::publish_remote::tokio_fan_out`].
+pub(super) const TOKIO_FAN_OUT: u8 = b'F';
 
 /// The baseline server: plain tokio tasks, one per connection.
 async fn serve_tokio() -> BenchResult<()> {
@@ -273,7 +321,7 @@ async fn serve_tokio() -> BenchResult<()> {
 
 /// A baseline connection. Tell: `expected: u64`, then frames `from: u32, seq: u64`; answers
 /// `(received, out_of_order)` once `expected` frames came. Ask: each `x: u64` is answered with
-/// `x + 1` until the client closes.
+/// `x + 1` until the client closes. Fan-out: see [`super::publish_remote::tokio_fan_out`].
 async fn tokio_conn(stream: TcpStream) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut r = tokio::io::BufReader::with_capacity(64 * 1024, r);
@@ -304,6 +352,7 @@ async fn tokio_conn(stream: TcpStream) -> std::io::Result<()> {
             };
             w.write_u64_le(x + 1).await?;
         },
+        TOKIO_FAN_OUT => super::publish_remote::tokio_fan_out(r, w).await?,
         other => {
             return Err(std::io::Error::other(format!("unknown mode byte {other}")));
         }
@@ -316,22 +365,33 @@ async fn tokio_conn(stream: TcpStream) -> std::io::Result<()> {
 // ---------------------------------------------------------------------------------------------
 
 /// A running server process; killed (and reaped) when dropped, whatever the exit path.
-struct ServerProcess {
+pub(super) struct ServerProcess {
     child: Child,
     /// The server's address, from its first line of stdout.
-    addr: SocketAddr,
+    pub(super) addr: SocketAddr,
     /// Kept open so the server never writes into a closed pipe.
     _stdout: Option<BufReader<ChildStdout>>,
 }
 
 impl ServerProcess {
     /// Starts this binary as a server (`args` after [`SERVE_ARG`]) and reads its address.
-    async fn start(args: &[&str], cookie: &str) -> BenchResult<ServerProcess> {
+    /// `env` is added to its environment (and the [`TLS_ENV`] variables are removed from it
+    /// unless `env` sets them).
+    pub(super) async fn start(
+        args: &[&str],
+        cookie: &str,
+        env: &[(&str, String)],
+    ) -> BenchResult<ServerProcess> {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-        let child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        for var in TLS_ENV {
+            command.env_remove(var);
+        }
+        let child = command
             .arg(SERVE_ARG)
             .args(args)
             .env(COOKIE_ENV, cookie)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -375,7 +435,7 @@ impl ServerProcess {
     }
 
     /// Fails if the server process has already ended (crashed).
-    fn check_alive(&mut self) -> BenchResult<()> {
+    pub(super) fn check_alive(&mut self) -> BenchResult<()> {
         match self.child.try_wait() {
             Ok(None) => Ok(()),
             Ok(Some(status)) => Err(format!("the server process ended early ({status})")),
@@ -394,7 +454,7 @@ impl Drop for ServerProcess {
 }
 
 /// A fresh cookie for one run (not a secret worth more: the nodes only listen on loopback).
-fn new_cookie() -> String {
+pub(super) fn new_cookie() -> String {
     let mut h = RandomState::new().build_hasher();
     h.write_u32(std::process::id());
     h.write_u128(
@@ -416,20 +476,37 @@ struct Pair {
 }
 
 impl Pair {
-    async fn start(workload: &str, rep: usize) -> BenchResult<Pair> {
+    /// With `tls`, both nodes use mutual TLS with certificates of a fresh development CA.
+    async fn start(workload: &str, rep: usize, tls: bool) -> BenchResult<Pair> {
         let cookie = new_cookie();
         let tag = format!("{}-{rep}", workload.replace('_', "-"));
         let server_name = format!("bench-server-{tag}@localhost");
-        let server = ServerProcess::start(&["node", &server_name], &cookie).await?;
-        let client = networked(
-            Node::builder(format!("bench-client-{tag}@localhost")),
-            &cookie,
-        )?
-        .no_listen()
-        .route(server_name.clone(), server.addr.to_string())
-        .start()
-        .await
-        .map_err(|e| format!("client node start: {e}"))?;
+        let client_name = format!("bench-client-{tag}@localhost");
+        let (server_env, client_tls) = if tls {
+            let err = |e: ergo::net::tls::TlsError| format!("TLS certificates: {e}");
+            let ca = DevCa::new().map_err(err)?;
+            let server_cert = ca.issue(&server_name).map_err(err)?;
+            let client_tls = ca.config_for(&ca.issue(&client_name).map_err(err)?);
+            let env = vec![
+                (TLS_ENV[0], ca.ca_pem()),
+                (TLS_ENV[1], server_cert.cert_pem),
+                (TLS_ENV[2], server_cert.key_pem),
+            ];
+            (env, Some(client_tls.map_err(err)?))
+        } else {
+            (Vec::new(), None)
+        };
+        let server = ServerProcess::start(&["node", &server_name], &cookie, &server_env).await?;
+        let mut builder = networked(Node::builder(client_name), &cookie)?
+            .no_listen()
+            .route(server_name.clone(), server.addr.to_string());
+        if let Some(tls) = client_tls {
+            builder = builder.tls(tls);
+        }
+        let client = builder
+            .start()
+            .await
+            .map_err(|e| format!("client node start: {e}"))?;
         tokio::time::timeout(CALL_TIMEOUT, client.connect(&server_name))
             .await
             .map_err(|_| format!("connecting to {server_name}: timed out"))?
@@ -458,6 +535,52 @@ impl Pair {
         self.client.shutdown(Duration::from_secs(1)).await;
         Ok(())
     }
+}
+
+/// Runs `plain` and `tls` alternately, `reps` times each, and keeps the fastest run of each:
+/// both see the same load, so their ratio is fairer than one against a figure taken earlier.
+async fn best_of_interleaved<P, PF, T, TF>(
+    reps: usize,
+    mut plain: P,
+    mut tls: T,
+) -> BenchResult<(Sample, Sample)>
+where
+    P: FnMut(usize) -> PF,
+    PF: std::future::Future<Output = BenchResult<Sample>>,
+    T: FnMut(usize) -> TF,
+    TF: std::future::Future<Output = BenchResult<Sample>>,
+{
+    let keep = |best: &mut Option<Sample>, sample: Sample| {
+        if best.as_ref().is_none_or(|b| sample.elapsed < b.elapsed) {
+            *best = Some(sample);
+        }
+    };
+    let (mut best_plain, mut best_tls) = (None, None);
+    for rep in 0..reps {
+        keep(&mut best_tls, tls(rep).await?);
+        keep(&mut best_plain, plain(rep).await?);
+    }
+    Ok((best_plain.ok_or("no run")?, best_tls.ok_or("no run")?))
+}
+
+/// Prints a TLS workload's figures beside those of its plain workload, and their ratio.
+fn report_vs_plain(workload: &str, unit: &str, tls: &Sample, plain: &Sample) {
+    line(workload, "rate", format!("{:.0}", tls.rate()), unit);
+    if let Some((p50, p99)) = tls.latency {
+        line(workload, "p50", p50, "ns");
+        line(workload, "p99", p99, "ns");
+    }
+    line(workload, "plain_rate", format!("{:.0}", plain.rate()), unit);
+    if let Some((p50, p99)) = plain.latency {
+        line(workload, "plain_p50", p50, "ns");
+        line(workload, "plain_p99", p99, "ns");
+    }
+    line(
+        workload,
+        "ratio_vs_plain",
+        format!("{:.2}", tls.rate() / plain.rate()),
+        "x",
+    );
 }
 
 /// Prints the target of `workload` beside its figures, and how far the figure is from it.
@@ -500,12 +623,37 @@ pub(super) async fn remote_tell_workload(
         pairs as u64 * per_pair
     );
     let ergo = best_of(cfg.reps, |rep| {
-        ergo_remote_tell(workload, rep, pairs, per_pair)
+        ergo_remote_tell(workload, rep, pairs, per_pair, false)
     })
     .await?;
     let tokio = best_of(cfg.reps, |_| tokio_remote_tell(pairs, per_pair)).await?;
     report(workload, "msg/s", &ergo, &tokio);
     report_target(workload, "rate", ergo.rate(), true);
+    Ok(())
+}
+
+/// `plain` (a `remote_tell_p1`-like workload: one sender → sink pair) with mutual TLS on
+/// both nodes, `total` casts.
+pub(super) async fn remote_tell_tls_workload(
+    cfg: &Config,
+    workload: &str,
+    plain: &str,
+    total: u64,
+) -> BenchResult<()> {
+    println!(
+        "# {workload}: {plain} with mutual TLS (rustls, ring provider) on both nodes, a \
+         certificate per node from a development CA made per run; {total} casts, timed as \
+         {plain}; no target; plain_rate: plain {plain} runs interleaved with the TLS runs \
+         (best of {reps} each), ratio_vs_plain = rate / plain_rate",
+        reps = cfg.reps
+    );
+    let (plain, tls) = best_of_interleaved(
+        cfg.reps,
+        |rep| ergo_remote_tell(plain, rep, 1, total, false),
+        |rep| ergo_remote_tell(workload, rep, 1, total, true),
+    )
+    .await?;
+    report_vs_plain(workload, "msg/s", &tls, &plain);
     Ok(())
 }
 
@@ -526,8 +674,9 @@ async fn ergo_remote_tell(
     rep: usize,
     pairs: usize,
     per_pair: u64,
+    tls: bool,
 ) -> BenchResult<Sample> {
-    let pair = Pair::start(workload, rep).await?;
+    let pair = Pair::start(workload, rep, tls).await?;
     let mut sinks = Vec::with_capacity(pairs);
     for name in &SINK_NAMES[..pairs] {
         let sink = pair.lookup::<RemoteSink>(name).await?;
@@ -596,7 +745,7 @@ async fn ergo_remote_tell(
 }
 
 async fn tokio_remote_tell(pairs: usize, per_pair: u64) -> BenchResult<Sample> {
-    let mut server = ServerProcess::start(&["tokio"], "unused").await?;
+    let mut server = ServerProcess::start(&["tokio"], "unused", &[]).await?;
     let mut streams = Vec::with_capacity(pairs);
     for _ in 0..pairs {
         let s = TcpStream::connect(server.addr)
@@ -665,7 +814,10 @@ pub(super) async fn remote_ask_workload(cfg: &Config, calls: u64) -> BenchResult
         "# remote_ask: {calls} sequential calls to an echo in a server process, after {warmup} \
          warm-up calls; target p50 <= 25 us; peer: Ergo (Go) 42 us per remote call"
     );
-    let ergo = best_of(cfg.reps, |rep| ergo_remote_ask(rep, warmup, calls)).await?;
+    let ergo = best_of(cfg.reps, |rep| {
+        ergo_remote_ask("remote_ask", rep, warmup, calls, false)
+    })
+    .await?;
     let tokio = best_of(cfg.reps, |_| tokio_remote_ask(warmup, calls)).await?;
     report("remote_ask", "calls/s", &ergo, &tokio);
     if let Some((p50, _)) = ergo.latency {
@@ -674,8 +826,35 @@ pub(super) async fn remote_ask_workload(cfg: &Config, calls: u64) -> BenchResult
     Ok(())
 }
 
-async fn ergo_remote_ask(rep: usize, warmup: u64, calls: u64) -> BenchResult<Sample> {
-    let pair = Pair::start("remote_ask", rep).await?;
+/// `remote_ask` with mutual TLS on both nodes.
+pub(super) async fn remote_ask_tls_workload(cfg: &Config, calls: u64) -> BenchResult<()> {
+    const WORKLOAD: &str = "remote_ask_tls";
+    let warmup = ASK_WARMUP.min(calls);
+    println!(
+        "# {WORKLOAD}: remote_ask with mutual TLS (rustls, ring provider) on both nodes, a \
+         certificate per node from a development CA made per run; {calls} sequential calls \
+         after {warmup} warm-up calls; no target; plain_*: plain remote_ask runs interleaved \
+         with the TLS runs (best of {reps} each), ratio_vs_plain = rate / plain_rate",
+        reps = cfg.reps
+    );
+    let (plain, tls) = best_of_interleaved(
+        cfg.reps,
+        |rep| ergo_remote_ask("remote_ask", rep, warmup, calls, false),
+        |rep| ergo_remote_ask(WORKLOAD, rep, warmup, calls, true),
+    )
+    .await?;
+    report_vs_plain(WORKLOAD, "calls/s", &tls, &plain);
+    Ok(())
+}
+
+async fn ergo_remote_ask(
+    workload: &str,
+    rep: usize,
+    warmup: u64,
+    calls: u64,
+    tls: bool,
+) -> BenchResult<Sample> {
+    let pair = Pair::start(workload, rep, tls).await?;
     let echo = pair.lookup::<RemoteEcho>(ECHO_NAME).await?;
     let caller = echo.clone();
     let done = Arc::new(AtomicU64::new(0));
@@ -708,7 +887,7 @@ async fn ergo_remote_ask(rep: usize, warmup: u64, calls: u64) -> BenchResult<Sam
         .await
         .map_err(|_| {
             format!(
-                "remote_ask: stalled, not done {RUN_DEADLINE:?} after the start ({}/{calls} timed \
+                "{workload}: stalled, not done {RUN_DEADLINE:?} after the start ({}/{calls} timed \
              calls answered)",
                 done.load(Ordering::Relaxed)
             )
@@ -733,7 +912,7 @@ async fn ergo_remote_ask(rep: usize, warmup: u64, calls: u64) -> BenchResult<Sam
 }
 
 async fn tokio_remote_ask(warmup: u64, calls: u64) -> BenchResult<Sample> {
-    let mut server = ServerProcess::start(&["tokio"], "unused").await?;
+    let mut server = ServerProcess::start(&["tokio"], "unused", &[]).await?;
     let stream = TcpStream::connect(server.addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;

@@ -110,12 +110,16 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Across nodes (not built yet)
+//! # Across nodes (feature `net`)
 //!
-//! The design leaves room for remote subscribers: a remote node will subscribe once per event
-//! (one `Sub` of the producer's event standing for the whole node, which receives one network copy
-//! of each value) and fan the copies out to its own local subscribers through a mirror of the
-//! event; see `docs/architecture.md`, "Events and pools".
+//! An event declared with [`Event::remote`] can be subscribed from other nodes
+//! ([`Node::monitor_event_at`], [`Node::link_event_at`]). A subscribing node asks the producer's
+//! node once, however many of its processes subscribe, and receives one network copy of each
+//! value, which it fans out to its local subscribers in order. The end of the registration, or
+//! the loss of the connection (with [`ExitReason::NoConnection`]), reaches every subscriber
+//! once. Publishing still never waits: a value for a node whose connection has 4 MiB queued is
+//! dropped for that node (counted by [`EventToken::dropped`]); a producer that must not lose
+//! values paces itself (for example, by a window of values acknowledged by its subscribers).
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
