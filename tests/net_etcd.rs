@@ -330,6 +330,14 @@ async fn a_node_that_dies_disappears_when_its_lease_expires() {
     )
     .await;
 
+    // b registers in the background too: wait until both are listed.
+    within("both are registered", async {
+        while names(&b).await != ["ne2-a@localhost", "ne2-b@localhost"] {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
     doomed.kill();
     // Its lease has most of its time to live left: a is still listed...
     assert_eq!(names(&b).await, ["ne2-a@localhost", "ne2-b@localhost"]);
@@ -374,7 +382,13 @@ async fn a_watch_sees_nodes_join_and_leave() {
         |c| matches!(c, Membership::Left { node } if node == "ne3-b@localhost"),
     )
     .await;
-    assert_eq!(names(&a).await, ["ne3-a@localhost"]);
+    // (a's own registration runs in the background: wait for it rather than race it.)
+    within("only a is listed", async {
+        while names(&a).await != ["ne3-a@localhost"] {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
