@@ -8,6 +8,11 @@
 //! nodes of the machine). The worker node allow-lists one factory, `"squarer"`; the main
 //! node waits until the worker is registered, spawns a `Squarer` there by name, calls it,
 //! shows that a name that is not allow-listed is refused, and stops the worker process.
+//!
+//! The same with etcd instead of the embedded registrar (an etcd server must be running):
+//! `cargo run --example discovery --features etcd -- --etcd http://127.0.0.1:2379`. Both
+//! processes then register under `/ergo/discovery-example` with a lease, and find each other
+//! through etcd.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -51,15 +56,32 @@ impl Drop for ChildGuard {
     }
 }
 
-fn node(name: &str) -> ergo::NodeBuilder {
-    Node::builder(name)
-        .cookie(COOKIE)
-        .registrar(EmbeddedRegistrar::with_port(REGISTRAR_PORT))
+/// The etcd endpoint given with `--etcd URL`, if any.
+fn etcd_endpoint() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--etcd")
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// A node builder with the registrar chosen on the command line.
+async fn node(name: &str) -> Result<ergo::NodeBuilder, Box<dyn std::error::Error>> {
+    let builder = Node::builder(name).cookie(COOKIE);
+    match etcd_endpoint() {
+        None => Ok(builder.registrar(EmbeddedRegistrar::with_port(REGISTRAR_PORT))),
+        #[cfg(feature = "etcd")]
+        Some(url) => {
+            let etcd = ergo::net::EtcdRegistrar::connect([url], "/ergo/discovery-example").await?;
+            Ok(builder.registrar(etcd))
+        }
+        #[cfg(not(feature = "etcd"))]
+        Some(_) => Err("--etcd needs the `etcd` feature: cargo run --example discovery --features etcd -- --etcd URL".into()),
+    }
 }
 
 /// The worker node: allow-lists `squarer` and runs until its parent closes stdin.
 async fn worker() -> Result<(), Box<dyn std::error::Error>> {
-    let node = node(WORKER).start().await?;
+    let node = node(WORKER).await?.start().await?;
     node.allow_spawn("squarer", |offset: u64| Squarer { offset, served: 0 })?;
     println!("worker: up as {WORKER}, allowing `squarer`");
     // The parent holds our stdin; its end (or its death) ends us.
@@ -81,9 +103,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::args().nth(1).as_deref() == Some("worker") {
         return worker().await;
     }
-    let main = node("discovery-main@localhost").start().await?;
+    let main = node("discovery-main@localhost").await?.start().await?;
+    let mut worker_args = vec!["worker".to_string()];
+    if let Some(url) = etcd_endpoint() {
+        println!("registrar: etcd at {url}");
+        worker_args.extend(["--etcd".to_string(), url]);
+    } else {
+        println!("registrar: embedded, on 127.0.0.1:{REGISTRAR_PORT}");
+    }
     let child = Command::new(std::env::current_exe()?)
-        .arg("worker")
+        .args(&worker_args)
         .stdin(Stdio::piped())
         .spawn()?;
     let _guard = ChildGuard(child);
