@@ -816,6 +816,51 @@ impl fmt::Debug for Subscription {
     }
 }
 
+/// The end notice of a subscription by monitor: `on_down(EventDown)` into the subscriber's
+/// mailbox, never dropped (a full mailbox gets it from a task that waits for room).
+fn monitor_end<A, D>(subscriber: &ActorRef<A>, on_down: D) -> End
+where
+    A: Actor,
+    D: FnOnce(EventDown) -> A::Msg + Send + 'static,
+{
+    let target = subscriber.clone();
+    Box::new(move |down: &EventDown| {
+        match target.try_cast(on_down(down.clone())) {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(msg)) => {
+                // Never dropped: wait for room off the publisher's path.
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(async move {
+                        let _ = target.cast(msg).await;
+                    });
+                }
+            }
+        }
+    })
+}
+
+/// The end notice of a subscription by link: an exit signal from the owner.
+fn link_end<A: Actor>(subscriber: &ActorRef<A>) -> End {
+    let target = subscriber.clone();
+    Box::new(move |down: &EventDown| {
+        target.exit(down.producer, down.reason.clone());
+    })
+}
+
+/// Hands each value to the subscriber as `on_value(v)`, without waiting.
+fn deliver_to<T, A, V>(subscriber: &ActorRef<A>, on_value: V) -> Deliver<T>
+where
+    A: Actor,
+    V: Fn(T) -> A::Msg + Send + Sync + 'static,
+{
+    let target = subscriber.clone();
+    Box::new(move |v| match target.try_cast(on_value(v)) {
+        Ok(()) => Outcome::Queued,
+        Err(TrySendError::Full(_)) => Outcome::Full,
+        Err(TrySendError::Closed(_)) => Outcome::Closed,
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Node and Ctx entry points
 // ---------------------------------------------------------------------------------------------
@@ -977,20 +1022,7 @@ impl Node {
         V: Fn(T) -> A::Msg + Send + Sync + 'static,
         D: FnOnce(EventDown) -> A::Msg + Send + 'static,
     {
-        let target = subscriber.clone();
-        let end: End = Box::new(move |down: &EventDown| {
-            match target.try_cast(on_down(down.clone())) {
-                Ok(()) | Err(TrySendError::Closed(_)) => {}
-                Err(TrySendError::Full(msg)) => {
-                    // Never dropped: wait for room off the publisher's path.
-                    if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                        rt.spawn(async move {
-                            let _ = target.cast(msg).await;
-                        });
-                    }
-                }
-            }
-        });
+        let end = monitor_end(subscriber, on_down);
         self.subscribe(event, subscriber, on_value, end)
     }
 
@@ -1044,11 +1076,7 @@ impl Node {
         A: Actor,
         V: Fn(T) -> A::Msg + Send + Sync + 'static,
     {
-        let target = subscriber.clone();
-        let end: End = Box::new(move |down: &EventDown| {
-            target.exit(down.producer, down.reason.clone());
-        });
-        self.subscribe(event, subscriber, on_value, end)
+        self.subscribe(event, subscriber, on_value, link_end(subscriber))
     }
 
     fn subscribe<T, A, V>(
@@ -1095,12 +1123,7 @@ impl Node {
         if !subscriber.is_alive() {
             return Err(SubscribeError::NoProc);
         }
-        let target = subscriber.clone();
-        let deliver: Deliver<T> = Box::new(move |v| match target.try_cast(on_value(v)) {
-            Ok(()) => Outcome::Queued,
-            Err(TrySendError::Full(_)) => Outcome::Full,
-            Err(TrySendError::Closed(_)) => Outcome::Closed,
-        });
+        let deliver = deliver_to(subscriber, on_value);
         let id = channel
             .subscribe(Alive::Process(subscriber.handle()), deliver, end)
             .ok_or_else(not_registered)?;
@@ -1473,20 +1496,7 @@ impl Node {
         if node == self.name() {
             return self.monitor_event(event, subscriber, on_value, on_down);
         }
-        let target = subscriber.clone();
-        let end: End =
-            Box::new(
-                move |down: &EventDown| match target.try_cast(on_down(down.clone())) {
-                    Ok(()) | Err(TrySendError::Closed(_)) => {}
-                    Err(TrySendError::Full(msg)) => {
-                        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                            rt.spawn(async move {
-                                let _ = target.cast(msg).await;
-                            });
-                        }
-                    }
-                },
-            );
+        let end = monitor_end(subscriber, on_down);
         self.subscribe_at(event, node, subscriber, on_value, end)
             .await
     }
@@ -1513,11 +1523,7 @@ impl Node {
         if node == self.name() {
             return self.link_event(event, subscriber, on_value);
         }
-        let target = subscriber.clone();
-        let end: End = Box::new(move |down: &EventDown| {
-            target.exit(down.producer, down.reason.clone());
-        });
-        self.subscribe_at(event, node, subscriber, on_value, end)
+        self.subscribe_at(event, node, subscriber, on_value, link_end(subscriber))
             .await
     }
 
@@ -1546,12 +1552,7 @@ impl Node {
         }
         let atom = crate::pid::NodeAtom::intern(node);
         let mirror: Arc<Mirror<T>> = net.mirror_for(self, atom, event.name())?;
-        let target = subscriber.clone();
-        let deliver: Deliver<T> = Box::new(move |v| match target.try_cast(on_value(v)) {
-            Ok(()) => Outcome::Queued,
-            Err(TrySendError::Full(_)) => Outcome::Full,
-            Err(TrySendError::Closed(_)) => Outcome::Closed,
-        });
+        let deliver = deliver_to(subscriber, on_value);
         let not_registered = || SubscribeError::NotRegistered(event.name().to_owned());
         let id = mirror
             .channel
