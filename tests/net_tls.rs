@@ -152,3 +152,47 @@ async fn bad_pem_is_a_typed_error() {
     )
     .is_err());
 }
+
+#[tokio::test]
+async fn a_certificate_of_another_node_cannot_be_used_to_pose_as_a_third() {
+    let ca = DevCa::new().unwrap();
+    let a = server(
+        "nt5-a@localhost",
+        ca.node_config("nt5-a@localhost").unwrap(),
+    )
+    .await;
+    // A valid certificate of the CA, but for another node name: claiming to be nt5-b with
+    // nt5-x's certificate is refused by the acceptor.
+    let x = ca.node_config("nt5-x@localhost").unwrap();
+    let b = client("nt5-b@localhost", &a, Some(x)).await;
+    refused(&b, &a).await;
+
+    // And the other way: a dialler reaching a node whose certificate names someone else.
+    let impostor = server(
+        "nt5-c@localhost",
+        ca.node_config("nt5-a@localhost").unwrap(),
+    )
+    .await;
+    let d = Node::builder("nt5-d@localhost")
+        .cookie(COOKIE)
+        .no_registrar()
+        .tls(ca.node_config("nt5-d@localhost").unwrap())
+        .route(
+            "nt5-c@localhost",
+            impostor.listen_addr().unwrap().to_string(),
+        )
+        .start()
+        .await
+        .unwrap();
+    refused(&d, &impostor).await;
+
+    // The real owner of a name gets in.
+    let good = client(
+        "nt5-e@localhost",
+        &a,
+        Some(ca.node_config("nt5-e@localhost").unwrap()),
+    )
+    .await;
+    let echo = good.lookup::<Echo>("echo", a.name()).await.unwrap();
+    assert_eq!(echo.echo("me".into()).await.unwrap(), "me");
+}

@@ -814,6 +814,15 @@ impl Net {
                 return;
             }
         };
+        // Over TLS, the dialler's certificate must name the node it claims to be.
+        #[cfg(feature = "tls")]
+        if let Stream::TlsServer(tls) = &stream {
+            let certs = tls.get_ref().1.peer_certificates();
+            if let Err(e) = super::tls::check_identity(certs, &peer.name) {
+                tracing::warn!(%addr, peer = %peer.name, "rejected a connection: {e}");
+                return;
+            }
+        }
         if peer.name == self.handshake.name() || self.cancel.is_cancelled() {
             return;
         }

@@ -4,8 +4,15 @@
 //! connection, both ways: it presents its certificate, and it accepts only peers whose
 //! certificate chains to the configured CA and is valid now. A peer with no certificate, an
 //! expired one, or one from another CA is rejected during the TLS handshake, before the cookie
-//! handshake (which still runs, inside TLS). A dialling node also checks that the peer's
-//! certificate names the host part of the peer's node name (`name@host`).
+//! handshake (which still runs, inside TLS).
+//!
+//! # Node identity
+//!
+//! A node's certificate must name the node: a DNS subject alternative name
+//! `<name>.<host>` for node `name@host` ([`identity_name`]; `a.localhost` for `a@localhost`).
+//! The dialler checks the peer's certificate against the name it dials, and the acceptor checks
+//! the dialler's certificate against the name it claims in the cookie handshake, so a holder
+//! of another node's certificate (and the cookie) cannot pose as a third node.
 //!
 //! For development, [`dev::DevCa`] makes a self-signed CA and node certificates (rcgen).
 //!
@@ -48,6 +55,33 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+/// The DNS name a node's certificate must carry: `<name>.<host>` for node `name@host`.
+///
+/// ```
+/// assert_eq!(ergo::net::tls::identity_name("billing-1@localhost"), "billing-1.localhost");
+/// ```
+pub fn identity_name(node: &str) -> String {
+    match node.split_once('@') {
+        Some((name, host)) => format!("{name}.{host}"),
+        None => format!("{node}.localhost"),
+    }
+}
+
+/// Checks that a peer's certificate (the leaf of its chain) names node `node`.
+pub(crate) fn check_identity(
+    certs: Option<&[CertificateDer<'_>]>,
+    node: &str,
+) -> Result<(), String> {
+    let leaf = certs
+        .and_then(|c| c.first())
+        .ok_or_else(|| "no client certificate".to_string())?;
+    let name = ServerName::try_from(identity_name(node))
+        .map_err(|e| format!("`{node}` is not usable as a certificate name: {e}"))?;
+    webpki::EndEntityCert::try_from(leaf)
+        .and_then(|cert| cert.verify_is_valid_for_subject_name(&name))
+        .map_err(|e| format!("its certificate does not name `{node}` ({e:?})"))
+}
 
 /// Why a TLS configuration could not be built.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -145,14 +179,15 @@ impl TlsConfig {
         })
     }
 
-    /// Runs the client side of TLS on a dialled connection to node `peer` (`name@host`).
+    /// Runs the client side of TLS on a dialled connection to node `peer` (`name@host`); the
+    /// peer's certificate must name it ([`identity_name`]).
     pub(crate) async fn connect(
         &self,
         peer: &str,
         stream: TcpStream,
     ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
-        let host = peer.split_once('@').map_or(peer, |(_, h)| h).to_string();
-        let name = ServerName::try_from(host).map_err(|e| format!("server name: {e}"))?;
+        let name =
+            ServerName::try_from(identity_name(peer)).map_err(|e| format!("server name: {e}"))?;
         TlsConnector::from(self.client.clone())
             .connect(name, stream)
             .await
@@ -246,7 +281,8 @@ pub mod dev {
             self.cert.pem()
         }
 
-        /// A certificate for node `node` (`name@host`), naming its host, valid for a year.
+        /// A certificate for node `node` (`name@host`), naming the node ([`identity_name`](super::identity_name)) and
+        /// its host, valid for a year.
         ///
         /// # Errors
         ///
@@ -270,7 +306,8 @@ pub mod dev {
         ) -> Result<NodeCert, TlsError> {
             let host = node.split_once('@').map_or(node, |(_, h)| h);
             let key = KeyPair::generate().map_err(generate)?;
-            let mut params = CertificateParams::new(vec![host.to_string()]).map_err(generate)?;
+            let names = vec![super::identity_name(node), host.to_string()];
+            let mut params = CertificateParams::new(names).map_err(generate)?;
             let mut dn = DistinguishedName::new();
             dn.push(DnType::CommonName, node);
             params.distinguished_name = dn;
