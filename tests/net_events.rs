@@ -1,14 +1,15 @@
 //! Events across nodes: one network copy per subscribing node, order per producer, typed
 //! errors at subscribe time, the end (or a lost connection) reaching every subscriber once.
 
+mod common;
+
+use common::net::node;
 use std::time::Duration;
 
 use ergo::events::{Event, EventDown, EventOptions, SubscribeError};
 use ergo::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-
-const COOKIE: &str = "net-events test cookie, long and random enough";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct OrderPlaced {
@@ -17,16 +18,6 @@ struct OrderPlaced {
 }
 
 const ORDERS: Event<OrderPlaced> = Event::remote("orders");
-
-async fn node(name: &str) -> Node {
-    Node::builder(name)
-        .cookie(COOKIE)
-        .no_registrar()
-        .heartbeat(Duration::from_millis(200), Duration::from_secs(2))
-        .start()
-        .await
-        .expect("node starts")
-}
 
 async fn routed(name: &str, producer: &Node) -> Node {
     let n = node(name).await;

@@ -1,29 +1,13 @@
 //! Links and monitors across nodes behave as locally; losing the connection fires each once
 //! with `NoConnection`.
 
+mod common;
+
+use common::net::pair;
 use std::time::Duration;
 
 use ergo::prelude::*;
 use tokio::sync::mpsc;
-
-const COOKIE: &str = "net-links test cookie, long and random enough";
-
-async fn node(name: &str) -> Node {
-    Node::builder(name)
-        .cookie(COOKIE)
-        .no_registrar()
-        .heartbeat(Duration::from_millis(200), Duration::from_secs(2))
-        .start()
-        .await
-        .expect("node starts")
-}
-
-async fn pair(a: &str, b: &str) -> (Node, Node) {
-    let a = node(a).await;
-    let b = node(b).await;
-    b.add_route(a.name(), a.listen_addr().unwrap()).unwrap();
-    (a, b)
-}
 
 struct Target;
 

@@ -1,21 +1,12 @@
 //! Pools of workers on other nodes, and services found by name across the known nodes.
 
+mod common;
+
+use common::net::node;
 use std::time::Duration;
 
 use ergo::pool::{Pool, Routing};
 use ergo::prelude::*;
-
-const COOKIE: &str = "net-pool test cookie, long and random enough";
-
-async fn node(name: &str) -> Node {
-    Node::builder(name)
-        .cookie(COOKIE)
-        .no_registrar()
-        .heartbeat(Duration::from_millis(200), Duration::from_secs(2))
-        .start()
-        .await
-        .expect("node starts")
-}
 
 struct Billing {
     instance: u32,

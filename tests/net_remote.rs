@@ -1,30 +1,13 @@
 //! Two or three nodes in one process, on loopback: remote refs behave like local ones.
 
+mod common;
+
+use common::net::{node, pair};
 use std::time::Duration;
 
 use ergo::net::NetError;
 use ergo::prelude::*;
 use serde::{Deserialize, Serialize};
-
-const COOKIE: &str = "net-remote test cookie, long and random enough";
-
-async fn node(name: &str) -> Node {
-    Node::builder(name)
-        .cookie(COOKIE)
-        .no_registrar()
-        .heartbeat(Duration::from_millis(200), Duration::from_secs(2))
-        .start()
-        .await
-        .expect("node starts")
-}
-
-/// `b` knows where `a` listens.
-async fn pair(a: &str, b: &str) -> (Node, Node) {
-    let a = node(a).await;
-    let b = node(b).await;
-    b.add_route(a.name(), a.listen_addr().unwrap()).unwrap();
-    (a, b)
-}
 
 #[derive(Default)]
 struct Counter {

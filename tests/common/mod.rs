@@ -39,3 +39,6 @@ where
     })
     .await
 }
+
+/// Nodes on the network (the `net_*` tests).
+pub mod net;
