@@ -40,18 +40,18 @@ use std::sync::Arc;
 
 use crate::exit::ExitReason;
 use crate::mailbox::{Mailbox, Process, Sys};
+use crate::transport::RemoteRef;
 use crate::{Actor, Pid, SendError, TrySendError};
 
 /// A typed reference to a process running actor `A`, on this node or (for `#[actor(remote)]`
-/// actors, feature `net`) on another one: the same methods work on both.
+/// actors) on another one: the same methods work on both.
 pub struct ActorRef<A: Actor> {
     inner: Inner<A>,
 }
 
 enum Inner<A: Actor> {
     Local(Arc<Mailbox<A>>),
-    #[cfg(feature = "net")]
-    Remote(Arc<crate::net::node::RemoteRef<A>>),
+    Remote(Arc<RemoteRef<A>>),
 }
 
 impl<A: Actor> Clone for ActorRef<A> {
@@ -60,7 +60,6 @@ impl<A: Actor> Clone for ActorRef<A> {
         ActorRef {
             inner: match &self.inner {
                 Inner::Local(m) => Inner::Local(m.clone()),
-                #[cfg(feature = "net")]
                 Inner::Remote(r) => Inner::Remote(r.clone()),
             },
         }
@@ -74,8 +73,7 @@ impl<A: Actor> ActorRef<A> {
         }
     }
 
-    #[cfg(feature = "net")]
-    pub(crate) fn from_remote(remote: Arc<crate::net::node::RemoteRef<A>>) -> Self {
+    pub(crate) fn from_remote(remote: Arc<RemoteRef<A>>) -> Self {
         ActorRef {
             inner: Inner::Remote(remote),
         }
@@ -86,15 +84,13 @@ impl<A: Actor> ActorRef<A> {
     pub(crate) fn local(&self) -> Option<&Arc<Mailbox<A>>> {
         match &self.inner {
             Inner::Local(m) => Some(m),
-            #[cfg(feature = "net")]
             Inner::Remote(_) => None,
         }
     }
 
     /// The remote half of a ref to a process of another node.
-    #[cfg(feature = "net")]
     #[inline]
-    pub(crate) fn remote(&self) -> Option<&Arc<crate::net::node::RemoteRef<A>>> {
+    pub(crate) fn remote(&self) -> Option<&Arc<RemoteRef<A>>> {
         match &self.inner {
             Inner::Local(_) => None,
             Inner::Remote(r) => Some(r),
@@ -107,7 +103,6 @@ impl<A: Actor> ActorRef<A> {
     pub(crate) fn mailbox(&self) -> &Arc<Mailbox<A>> {
         match &self.inner {
             Inner::Local(m) => m,
-            #[cfg(feature = "net")]
             Inner::Remote(_) => unreachable!("the runtime asked for the mailbox of a remote ref"),
         }
     }
@@ -127,7 +122,6 @@ impl<A: Actor> ActorRef<A> {
     pub fn pid(&self) -> Pid {
         match &self.inner {
             Inner::Local(m) => m.core().pid(),
-            #[cfg(feature = "net")]
             Inner::Remote(r) => r.pid(),
         }
     }
@@ -149,7 +143,6 @@ impl<A: Actor> ActorRef<A> {
     pub async fn cast(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
         match &self.inner {
             Inner::Local(m) => m.send(msg).await,
-            #[cfg(feature = "net")]
             Inner::Remote(r) => r.cast(msg).await,
         }
     }
@@ -165,7 +158,6 @@ impl<A: Actor> ActorRef<A> {
     pub fn try_cast(&self, msg: A::Msg) -> Result<(), TrySendError<A::Msg>> {
         match &self.inner {
             Inner::Local(m) => m.try_send(msg),
-            #[cfg(feature = "net")]
             Inner::Remote(r) => r.try_cast(msg),
         }
     }
@@ -183,7 +175,6 @@ impl<A: Actor> ActorRef<A> {
     pub fn kill(&self) -> bool {
         match &self.inner {
             Inner::Local(m) => m.core().kill(),
-            #[cfg(feature = "net")]
             Inner::Remote(_) => self.signal(Sys::Kill),
         }
     }
@@ -202,7 +193,6 @@ impl<A: Actor> ActorRef<A> {
     fn signal(&self, sys: Sys) -> bool {
         match &self.inner {
             Inner::Local(m) => m.core().send_sys(sys).is_ok(),
-            #[cfg(feature = "net")]
             Inner::Remote(r) => r.signal(sys).is_ok(),
         }
     }
@@ -212,7 +202,6 @@ impl<A: Actor> ActorRef<A> {
     pub fn is_alive(&self) -> bool {
         match &self.inner {
             Inner::Local(m) => !m.core().is_closed(),
-            #[cfg(feature = "net")]
             Inner::Remote(r) => r.is_reachable(),
         }
     }
@@ -227,7 +216,6 @@ impl<A: Actor> ActorRef<A> {
     pub async fn wait(&self) -> ExitReason {
         match &self.inner {
             Inner::Local(m) => m.core().wait().await,
-            #[cfg(feature = "net")]
             Inner::Remote(r) => r.wait().await,
         }
     }
@@ -237,7 +225,6 @@ impl<A: Actor> ActorRef<A> {
     pub fn mailbox_len(&self) -> usize {
         match &self.inner {
             Inner::Local(m) => m.len(),
-            #[cfg(feature = "net")]
             Inner::Remote(_) => 0,
         }
     }

@@ -52,6 +52,7 @@ use pin_project_lite::pin_project;
 use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
+use crate::transport::{RemoteCall, RemoteReply, ReplyRoute};
 use crate::{Actor, ActorRef, CallError};
 
 /// Where a call's reply goes. Generated message variants of calls carry one; handlers never see
@@ -64,8 +65,7 @@ pub struct ReplyTo<R>(Slot<R>);
 enum Slot<R> {
     Detached,
     Local(oneshot::Sender<R>),
-    #[cfg(feature = "net")]
-    Remote(Box<crate::net::node::RemoteReply<R>>),
+    Remote(Box<RemoteReply<R>>),
 }
 
 impl<R> ReplyTo<R> {
@@ -77,7 +77,6 @@ impl<R> ReplyTo<R> {
                 let _ = tx.send(reply);
             }
             Slot::Detached => {}
-            #[cfg(feature = "net")]
             Slot::Remote(mut remote) => remote.send(&reply),
         }
     }
@@ -87,7 +86,6 @@ impl<R> ReplyTo<R> {
         match &self.0 {
             Slot::Local(tx) => !tx.is_closed(),
             Slot::Detached => false,
-            #[cfg(feature = "net")]
             Slot::Remote(remote) => remote.is_waiting(),
         }
     }
@@ -130,17 +128,11 @@ impl<R: serde::de::DeserializeOwned + Send + 'static> ReplyTo<R> {
 #[doc(hidden)]
 impl<R: serde::Serialize + Send + 'static> ReplyTo<R> {
     /// A slot whose reply goes back over the network. Used by generated code; not public API.
-    #[allow(unused_variables)]
-    pub fn remote(route: crate::remote::ReplyRoute) -> Self {
-        #[cfg(feature = "net")]
-        {
-            ReplyTo(Slot::Remote(Box::new(crate::net::node::RemoteReply::new(
-                route,
-                crate::remote::encode_cbor_vec::<R>,
-            ))))
-        }
-        #[cfg(not(feature = "net"))]
-        match route {}
+    pub fn remote(route: ReplyRoute) -> Self {
+        ReplyTo(Slot::Remote(Box::new(RemoteReply::new(
+            route,
+            crate::remote::encode_cbor_vec::<R>,
+        ))))
     }
 }
 
@@ -157,7 +149,6 @@ impl<R> fmt::Debug for ReplyTo<R> {
         f.write_str(match &self.0 {
             Slot::Local(_) => "ReplyTo(local)",
             Slot::Detached => "ReplyTo(detached)",
-            #[cfg(feature = "net")]
             Slot::Remote(_) => "ReplyTo(remote)",
         })
     }
@@ -175,11 +166,6 @@ impl<'de, R> serde::Deserialize<'de> for ReplyTo<R> {
         Ok(ReplyTo::default())
     }
 }
-
-#[cfg(feature = "net")]
-type RemoteSlot = Option<crate::net::node::RemoteCall>;
-#[cfg(not(feature = "net"))]
-type RemoteSlot = ();
 
 type SlowStep<'a> = Pin<Box<dyn Future<Output = Result<(), CallError>> + Send + 'a>>;
 
@@ -200,7 +186,7 @@ pin_project! {
         // target's exit reason) run as a boxed future so the common path stays small.
         slow: Option<SlowStep<'a>>,
         // A call to a process of another node: its entry among the connection's pending calls.
-        remote: RemoteSlot,
+        remote: Option<RemoteCall>,
     }
 }
 
@@ -218,7 +204,7 @@ impl<'a, A: Actor, R> Call<'a, A, R> {
             yielded: false,
             sleep: None,
             slow: None,
-            remote: Default::default(),
+            remote: None,
         }
     }
 
@@ -234,7 +220,6 @@ impl<A: Actor, R> Future for Call<'_, A, R> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        #[cfg(feature = "net")]
         if let Some(remote) = this.target.remote() {
             if let Some(msg) = this.msg.take() {
                 match remote.start_call(msg) {

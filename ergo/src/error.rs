@@ -170,17 +170,14 @@ pub enum Error {
     #[error("the event is not registered; value dropped")]
     Publish,
     /// A meta process (socket) could not start.
-    #[cfg(feature = "meta")]
     #[error(transparent)]
-    Meta(#[from] crate::meta::StartError),
+    Meta(#[from] StartError),
     /// A network operation (connect, lookup) failed.
-    #[cfg(feature = "net")]
     #[error(transparent)]
-    Net(#[from] crate::net::NetError),
+    Net(#[from] NetError),
     /// A remote spawn or remote application start failed.
-    #[cfg(feature = "net")]
     #[error(transparent)]
-    RemoteSpawn(#[from] crate::net::RemoteSpawnError),
+    RemoteSpawn(#[from] RemoteSpawnError),
     /// A cast failed because the process has ended.
     #[error("the process has exited; message dropped")]
     Send,
@@ -205,4 +202,109 @@ impl<M> From<TrySendError<M>> for Error {
     fn from(_: TrySendError<M>) -> Self {
         Error::Send
     }
+}
+
+/// Why a network operation of a node failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// The node was started without a cookie, so it has no network.
+    #[error("this node has no network (start it with a cookie)")]
+    NotNetworked,
+    /// No address is known for the node (add a route).
+    #[error("no route to node `{0}`")]
+    NoRoute(String),
+    /// The node could not be reached, or the connection to it was lost.
+    #[error("no connection to node `{node}`: {reason}")]
+    NoConnection {
+        /// The peer.
+        node: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The peer did not answer in time.
+    #[error("node `{0}` did not answer in time")]
+    Timeout(String),
+    /// No process is registered under the name on that node.
+    #[error("no process is registered as `{name}` on node `{node}`")]
+    NotFound {
+        /// The name looked up.
+        name: String,
+        /// The node asked.
+        node: String,
+    },
+    /// The name is registered to a process of another actor type.
+    #[error("`{name}` runs actor `{found}`, not `{expected}`")]
+    WrongActor {
+        /// The name looked up.
+        name: String,
+        /// The actor type asked for.
+        expected: &'static str,
+        /// The actor type it runs.
+        found: String,
+    },
+    /// The address could not be parsed or bound.
+    #[error("invalid address `{0}`")]
+    Address(String),
+}
+
+/// Why a remote spawn or a remote application start failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteSpawnError {
+    /// The peer does not allow that factory or application name.
+    #[error("node `{node}` does not allow starting `{name}`")]
+    NotAllowed {
+        /// The peer.
+        node: String,
+        /// The name asked for.
+        name: String,
+    },
+    /// The factory makes another actor type than the one asked for.
+    #[error("`{name}` makes actor `{found}`, not `{expected}`")]
+    WrongActor {
+        /// The name asked for.
+        name: String,
+        /// The actor type asked for.
+        expected: &'static str,
+        /// The actor type the factory makes.
+        found: String,
+    },
+    /// The arguments did not decode as the factory's argument type.
+    #[error("the arguments do not fit `{name}`: {reason}")]
+    BadArgs {
+        /// The name asked for.
+        name: String,
+        /// The decoding error.
+        reason: String,
+    },
+    /// The process's `init` failed, or the application did not start.
+    #[error("`{name}` failed to start: {reason}")]
+    Failed {
+        /// The name asked for.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The peer could not be reached or did not answer.
+    #[error(transparent)]
+    Net(#[from] NetError),
+}
+
+/// Starting a meta process (a TCP or UDP socket, an HTTP server) failed.
+///
+/// ```
+/// use ergo::meta::StartError;
+/// let err = StartError::from(std::io::Error::from(std::io::ErrorKind::AddrInUse));
+/// assert!(err.to_string().starts_with("socket error"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Binding or connecting the socket failed.
+    #[error("socket error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Spawning the supervisor or the actor failed.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
 }

@@ -50,6 +50,11 @@
 //! - [`mod@supervisor`]: supervisors, `supervisor!` trees, `SimpleSupervisor`;
 //! - [`mod@app`]: applications with dependencies and modes.
 
+// Without `net` nothing implements the transport seam (`transport.rs`), so the half of it that
+// only a transport uses (delivering encoded messages, reply routes, node services) has no user
+// in that build. The `net` build checks all of it.
+#![cfg_attr(not(feature = "net"), allow(dead_code, unused_imports))]
+
 #[allow(unused_extern_crates)]
 extern crate self as ergo;
 
@@ -72,6 +77,7 @@ pub mod pool;
 mod process;
 pub mod remote;
 pub mod supervisor;
+mod transport;
 
 pub use crate::actor::{Actor, InitResult};
 pub use crate::actor_ref::ActorRef;

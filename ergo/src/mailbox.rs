@@ -34,6 +34,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::exit::{Down, ExitReason, MonitorRef};
+use crate::transport::{DeliverError, Peer, ReplyRoute};
 use crate::{Actor, Pid};
 
 const AWAKE: u8 = 0;
@@ -91,38 +92,34 @@ pub(crate) trait Process: Send + Sync + 'static {
     fn core(&self) -> &Core;
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     /// The actor type's name.
-    #[cfg_attr(not(feature = "net"), allow(dead_code))]
     fn actor_name(&self) -> &'static str;
     /// Whether the actor accepts messages from other nodes (`#[actor(remote)]`).
-    #[cfg_attr(not(feature = "net"), allow(dead_code))]
     fn is_remote(&self) -> bool;
     /// Decodes a message that came from another node and queues it (with the route of its
     /// reply if it is a call).
-    #[cfg(feature = "net")]
-    fn deliver_remote(
+    fn deliver_encoded(
         self: Arc<Self>,
         payload: &[u8],
-        route: Option<crate::remote::ReplyRoute>,
-    ) -> Result<(), crate::net::node::DeliverError>;
+        route: Option<ReplyRoute>,
+    ) -> Result<(), DeliverError>;
 }
 
 pub(crate) type ProcHandle = Arc<dyn Process>;
 
-/// Where a signal goes: a process of this node, or (feature `net`) one of another node,
-/// reached over the connection to it.
+/// Where a signal goes: a process of this node, or one of another node, reached over one
+/// link to it (a signal for a process of a later run of that node is not sent over a newer
+/// link).
 #[derive(Clone)]
 pub(crate) enum Target {
     Local(ProcHandle),
-    #[cfg(feature = "net")]
-    Remote(crate::net::node::RemotePid),
+    Remote { pid: Pid, peer: Arc<dyn Peer> },
 }
 
 impl Target {
     pub(crate) fn pid(&self) -> Pid {
         match self {
             Target::Local(p) => p.core().pid(),
-            #[cfg(feature = "net")]
-            Target::Remote(r) => r.pid,
+            Target::Remote { pid, .. } => *pid,
         }
     }
 
@@ -130,8 +127,7 @@ impl Target {
     pub(crate) fn send_sys(&self, msg: Sys) -> Result<(), Sys> {
         match self {
             Target::Local(p) => p.core().send_sys(msg),
-            #[cfg(feature = "net")]
-            Target::Remote(r) => r.signal(msg),
+            Target::Remote { pid, peer } => peer.signal(*pid, msg),
         }
     }
 
@@ -330,13 +326,11 @@ impl<A: Actor> Process for Mailbox<A> {
         A::__remote_vtable().is_some()
     }
 
-    #[cfg(feature = "net")]
-    fn deliver_remote(
+    fn deliver_encoded(
         self: Arc<Self>,
         payload: &[u8],
-        route: Option<crate::remote::ReplyRoute>,
-    ) -> Result<(), crate::net::node::DeliverError> {
-        use crate::net::node::DeliverError;
+        route: Option<ReplyRoute>,
+    ) -> Result<(), DeliverError> {
         let Some(vtable) = A::__remote_vtable() else {
             return Err(DeliverError::NotRemote(A::NAME));
         };

@@ -48,8 +48,6 @@ use std::io;
 use bytes::{BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec, LinesCodec, LinesCodecError};
 
-use crate::SpawnError;
-
 #[cfg(feature = "http")]
 pub mod http;
 pub mod tcp;
@@ -187,23 +185,7 @@ impl fmt::Display for TrySendError {
 
 impl std::error::Error for TrySendError {}
 
-/// Starting a meta process failed.
-///
-/// ```
-/// use ergo::meta::StartError;
-/// let err = StartError::from(std::io::Error::from(std::io::ErrorKind::AddrInUse));
-/// assert!(err.to_string().starts_with("socket error"));
-/// ```
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StartError {
-    /// Binding or connecting the socket failed.
-    #[error("socket error: {0}")]
-    Io(#[from] io::Error),
-    /// Spawning the supervisor or the actor failed.
-    #[error(transparent)]
-    Spawn(#[from] SpawnError),
-}
+pub use crate::error::StartError;
 
 /// A `tokio-util` codec per [`Codec`], decoding into [`Bytes`].
 pub(crate) enum FrameCodec {

@@ -107,23 +107,34 @@
 //! # Ok(()) }
 //! ```
 
+mod api;
+mod config;
+mod conn;
+mod connect;
 #[cfg(feature = "etcd")]
 mod etcd;
 pub mod frame;
 pub mod handshake;
-pub(crate) mod node;
+mod inbound;
+mod links;
+mod lookup;
+mod peer;
 pub mod registrar;
+mod signals;
 mod spawn;
 #[cfg(feature = "tls")]
 pub mod tls;
+mod transport;
 
+pub(crate) use config::NetOptions;
+pub(crate) use transport::transport;
+
+pub use crate::error::{NetError, RemoteSpawnError};
 #[cfg(feature = "etcd")]
 pub use etcd::EtcdRegistrar;
-pub use node::NetError;
 pub use registrar::{
     EmbeddedRegistrar, Membership, Registrar, RegistrarError, StaticRoutes, DEFAULT_REGISTRAR_PORT,
 };
-pub use spawn::RemoteSpawnError;
 
 /// The byte buffer types of the frame API (re-exported from the `bytes` crate).
 pub use bytes::{Bytes, BytesMut};

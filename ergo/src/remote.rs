@@ -35,8 +35,6 @@
 //! assert_remote::<Greeter>();
 //! ```
 
-#![cfg_attr(not(feature = "net"), allow(dead_code))]
-
 use std::cell::RefCell;
 use std::io;
 use std::marker::PhantomData;
@@ -82,7 +80,6 @@ pub trait RemoteMessage: Sized + Send + 'static {
 /// value to the waiting call.
 #[doc(hidden)]
 pub struct PendingReply {
-    #[cfg_attr(not(feature = "net"), allow(dead_code))]
     pub(crate) deliver: DeliverReply,
 }
 
@@ -97,16 +94,8 @@ impl std::fmt::Debug for PendingReply {
     }
 }
 
-/// Where the reply to a call that came from another node goes.
-#[cfg(feature = "net")]
 #[doc(hidden)]
-pub type ReplyRoute = crate::net::node::ReplyRoute;
-
-/// Where the reply to a call that came from another node goes (never built without `net`).
-#[cfg(not(feature = "net"))]
-#[doc(hidden)]
-#[derive(Debug)]
-pub enum ReplyRoute {}
+pub use crate::transport::ReplyRoute;
 
 /// The transport's view of a remote actor's message type. Not public API.
 #[doc(hidden)]

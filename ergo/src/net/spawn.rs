@@ -15,53 +15,15 @@ use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::conn::Conn;
 use super::frame::{FrameKind, Header};
-use super::node::{Conn, Net, NetError, PeerLink};
+use super::inbound::answer;
+use super::peer::PeerLink;
+use super::transport::{net_of, Net};
+use crate::error::{NetError, RemoteSpawnError};
 use crate::pid::NodeAtom;
+use crate::transport::RemoteRef;
 use crate::{ActorRef, Node, Pid, RemoteActor};
-
-/// Why a remote spawn or a remote application start failed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RemoteSpawnError {
-    /// The peer does not allow that factory or application name.
-    #[error("node `{node}` does not allow starting `{name}`")]
-    NotAllowed {
-        /// The peer.
-        node: String,
-        /// The name asked for.
-        name: String,
-    },
-    /// The factory makes another actor type than the one asked for.
-    #[error("`{name}` makes actor `{found}`, not `{expected}`")]
-    WrongActor {
-        /// The name asked for.
-        name: String,
-        /// The actor type asked for.
-        expected: &'static str,
-        /// The actor type the factory makes.
-        found: String,
-    },
-    /// The arguments did not decode as the factory's argument type.
-    #[error("the arguments do not fit `{name}`: {reason}")]
-    BadArgs {
-        /// The name asked for.
-        name: String,
-        /// The decoding error.
-        reason: String,
-    },
-    /// The process's `init` failed, or the application did not start.
-    #[error("`{name}` failed to start: {reason}")]
-    Failed {
-        /// The name asked for.
-        name: String,
-        /// Why.
-        reason: String,
-    },
-    /// The peer could not be reached or did not answer.
-    #[error(transparent)]
-    Net(#[from] NetError),
-}
 
 #[derive(Serialize, Deserialize)]
 pub(crate) enum NodeRequest {
@@ -141,8 +103,8 @@ impl Net {
         request: NodeRequest,
     ) {
         let (net, link, conn, node2) = (self.clone(), link.clone(), conn.clone(), node.clone());
-        let answer = async move {
-            let answer = match request {
+        let answer_it = async move {
+            let reply = match request {
                 NodeRequest::Spawn { name, actor, args } => {
                     let spawner = net.spawners.get(&name).map(|s| s.clone());
                     match spawner {
@@ -162,15 +124,15 @@ impl Net {
                     }
                 }
             };
-            net.answer(&conn, &link, h, &answer);
+            answer(&conn, &link, &h, &reply);
         };
-        node.runtime().spawn(answer);
+        node.runtime().spawn(answer_it);
     }
 }
 
 impl Node {
-    fn net_or_err(&self) -> Result<&Arc<Net>, NetError> {
-        self.net().ok_or(NetError::NotNetworked)
+    fn net_or_err(&self) -> Result<Arc<Net>, NetError> {
+        net_of(self).ok_or(NetError::NotNetworked)
     }
 
     /// Lets other nodes spawn actor `A` on this node under `name`, made by `factory` from the
@@ -226,8 +188,7 @@ impl Node {
 
     /// Removes `name` from the spawn allow-list. Returns `false` if it was not there.
     pub fn disallow_spawn(&self, name: &str) -> bool {
-        self.net()
-            .is_some_and(|n| n.spawners.remove(name).is_some())
+        net_of(self).is_some_and(|n| n.spawners.remove(name).is_some())
     }
 
     /// Lets other nodes start the application `name` (loaded on this node with
@@ -261,7 +222,7 @@ impl Node {
         A: RemoteActor,
         Args: Serialize,
     {
-        let net = self.net_or_err()?.clone();
+        let net = self.net_or_err()?;
         let vtable = A::__remote_vtable().ok_or_else(|| RemoteSpawnError::WrongActor {
             name: name.into(),
             expected: A::NAME,
@@ -282,7 +243,7 @@ impl Node {
             .await?;
         match answer {
             NodeAnswer::Spawned { id, creation } => Ok(ActorRef::from_remote(Arc::new(
-                super::node::RemoteRef::new(Pid::new(atom, id, creation), self.clone(), vtable),
+                RemoteRef::new(Pid::new(atom, id, creation), self.clone(), vtable),
             ))),
             other => Err(refusal(other, node, name, A::NAME)),
         }
@@ -299,7 +260,7 @@ impl Node {
         node: &str,
         app: &str,
     ) -> Result<(), RemoteSpawnError> {
-        let net = self.net_or_err()?.clone();
+        let net = self.net_or_err()?;
         let request = NodeRequest::StartApp { name: app.into() };
         let answer = net
             .request(

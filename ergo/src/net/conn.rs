@@ -1,0 +1,287 @@
+//! One connection's outgoing side: the buffer frames are queued in, and the writer task that
+//! drains it into the socket.
+//!
+//! # Flow
+//!
+//! A sender encodes its frame straight into the connection's buffer under a short lock and
+//! wakes the writer only when the buffer was empty. The writer swaps the buffer for a spare
+//! one and writes everything queued meanwhile in one `write_all`, so a busy connection costs
+//! one syscall per wake-up, not per frame.
+//!
+//! # Limits
+//!
+//! - Above [`HIGH_WATER`] bytes queued, casts and published event values are refused with
+//!   `Full` (a cast waits for [`Conn::wait_room`], `try_cast` reports it).
+//! - Above [`HARD_LIMIT`] bytes even replies and signals stop: the peer does not read what it
+//!   asks for, and the connection is given up.
+//! - A write that makes no progress for the heartbeat timeout gives the connection up too.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::frame::{FrameCodec, FrameError, FrameKind, Header, PayloadWriter};
+use crate::remote::encode_cbor;
+use crate::transport::{Room, SendFailure};
+
+/// A connection's outgoing buffer above which casts wait (and `try_cast` reports `Full`).
+pub(crate) const HIGH_WATER: usize = 4 * 1024 * 1024;
+
+/// A writer keeps buffers up to this capacity between writes (two per connection), so a busy
+/// connection does not reallocate (and page-fault) its buffers on every burst.
+const KEEP_CAPACITY: usize = 2 * HIGH_WATER;
+
+/// A connection's outgoing buffer above which nothing more is queued and the connection is
+/// given up (its peer does not read what it asks for).
+const HARD_LIMIT: usize = 8 * HIGH_WATER;
+
+/// One connection's outgoing side.
+pub(crate) struct Conn {
+    /// Why this connection was given up on by its own side (its buffer overflowed, its peer
+    /// stopped reading): the reader reports it and the link goes down.
+    failure: OnceLock<String>,
+    out: Mutex<Outbox>,
+    wake: Notify,
+    room: Notify,
+    pub(super) cancel: CancellationToken,
+}
+
+struct Outbox {
+    bytes: BytesMut,
+    closed: bool,
+}
+
+/// Why a frame was not queued.
+#[derive(Debug)]
+pub(crate) enum PushError {
+    Closed,
+    Full,
+    Encode(String),
+    Frame(FrameError),
+}
+
+impl From<FrameError> for PushError {
+    fn from(e: FrameError) -> Self {
+        PushError::Frame(e)
+    }
+}
+
+impl std::fmt::Display for PushError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PushError::Closed => f.write_str("the connection is closed"),
+            PushError::Full => f.write_str("the connection's buffer is full"),
+            PushError::Encode(e) => write!(f, "the message could not be encoded: {e}"),
+            PushError::Frame(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<PushError> for SendFailure {
+    fn from(e: PushError) -> Self {
+        match e {
+            PushError::Closed => SendFailure::Closed,
+            PushError::Full => SendFailure::Full,
+            other => SendFailure::Refused(other.to_string()),
+        }
+    }
+}
+
+/// The most a [`Room`] lets a buffer hold before a push is refused.
+pub(crate) fn limit(room: Room) -> usize {
+    match room {
+        Room::Bounded => HIGH_WATER,
+        Room::Always => usize::MAX,
+    }
+}
+
+impl Conn {
+    pub(crate) fn new(cancel: CancellationToken) -> std::sync::Arc<Conn> {
+        std::sync::Arc::new(Conn {
+            failure: OnceLock::new(),
+            out: Mutex::new(Outbox {
+                bytes: BytesMut::new(),
+                closed: false,
+            }),
+            wake: Notify::new(),
+            room: Notify::new(),
+            cancel,
+        })
+    }
+
+    /// Appends one frame to the buffer and wakes the writer if it was idle.
+    pub(crate) fn push(
+        &self,
+        codec: &FrameCodec,
+        header: &Header,
+        payload: impl FnOnce(&mut PayloadWriter<'_>) -> Result<(), PushError>,
+    ) -> Result<(), PushError> {
+        self.push_below(usize::MAX, codec, header, payload)
+    }
+
+    /// A frame without a payload.
+    pub(crate) fn push_empty(&self, codec: &FrameCodec, header: &Header) -> Result<(), PushError> {
+        self.push(codec, header, |_| Ok(()))
+    }
+
+    /// [`Conn::push`] unless the buffer already holds `limit` bytes or more.
+    #[inline]
+    pub(crate) fn push_below(
+        &self,
+        limit: usize,
+        codec: &FrameCodec,
+        header: &Header,
+        payload: impl FnOnce(&mut PayloadWriter<'_>) -> Result<(), PushError>,
+    ) -> Result<(), PushError> {
+        let mut out = self.out.lock();
+        if out.closed {
+            return Err(PushError::Closed);
+        }
+        if out.bytes.len() >= limit {
+            return Err(PushError::Full);
+        }
+        if out.bytes.len() >= HARD_LIMIT {
+            // Even frames that never wait (replies, signals) stop here: the peer does not read
+            // what it asks for. Give the connection up rather than grow without bound.
+            out.closed = true;
+            drop(out);
+            self.fail(format!(
+                "more than {HARD_LIMIT} bytes queued for a peer that does not read them"
+            ));
+            return Err(PushError::Closed);
+        }
+        let was_empty = out.bytes.is_empty();
+        codec.encode_frame_with(header, &mut out.bytes, payload)?;
+        drop(out);
+        if was_empty {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// A frame whose payload is `bytes`, already encoded.
+    #[inline]
+    pub(crate) fn push_bytes(
+        &self,
+        limit: usize,
+        codec: &FrameCodec,
+        header: &Header,
+        bytes: &[u8],
+    ) -> Result<(), PushError> {
+        self.push_below(limit, codec, header, |w| {
+            w.put_slice(bytes);
+            Ok(())
+        })
+    }
+
+    /// A frame whose payload is `value` in CBOR.
+    pub(crate) fn push_value<T: Serialize>(
+        &self,
+        codec: &FrameCodec,
+        header: &Header,
+        value: &T,
+    ) -> Result<(), PushError> {
+        self.push(codec, header, |w| {
+            encode_cbor(value, w as &mut dyn std::io::Write).map_err(PushError::Encode)
+        })
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.out.lock().closed
+    }
+
+    /// Whether frames are queued that the writer has not taken yet.
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.out.lock().bytes.is_empty()
+    }
+
+    /// Gives the connection up: its reader ends with `reason` and takes the link down.
+    pub(crate) fn fail(&self, reason: String) {
+        let _ = self.failure.set(reason);
+        self.close();
+    }
+
+    /// Why the connection was given up, if it was (for the reader to report).
+    pub(crate) fn ended(&self) -> Result<(), String> {
+        match self.failure.get() {
+            Some(reason) => Err(reason.clone()),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        self.out.lock().closed = true;
+        self.cancel.cancel();
+        self.room.notify_waiters();
+    }
+
+    /// Waits until the buffer has room (or the connection closes).
+    pub(crate) async fn wait_room(&self) {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let out = self.out.lock();
+                if out.closed || out.bytes.len() < HIGH_WATER {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Drains a connection's buffer into the socket, one write per wake-up; sends a heartbeat
+/// when nothing was written for `heartbeat`.
+pub(crate) async fn write_loop<W: tokio::io::AsyncWrite + Unpin>(
+    conn: &Conn,
+    mut write: W,
+    (heartbeat, stall): (Duration, Duration),
+) -> Result<(), String> {
+    let codec = FrameCodec::new();
+    let mut spare = BytesMut::with_capacity(64 * 1024);
+    loop {
+        let notified = conn.wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        {
+            let mut out = conn.out.lock();
+            if out.closed {
+                return Ok(());
+            }
+            std::mem::swap(&mut out.bytes, &mut spare);
+        }
+        if spare.is_empty() {
+            tokio::select! {
+                _ = &mut notified => continue,
+                _ = conn.cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(heartbeat) => {
+                    codec
+                        .encode_frame(&Header::control(FrameKind::Heartbeat), &[], &mut spare)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        } else {
+            conn.room.notify_waiters();
+        }
+        tokio::select! {
+            written = tokio::time::timeout(stall, write.write_all(&spare)) => match written {
+                Ok(written) => written.map_err(|e| format!("write failed: {e}"))?,
+                // The peer has not taken a byte for the heartbeat timeout.
+                Err(_) => return Err(format!("the peer has not read for {stall:?}")),
+            },
+            _ = conn.cancel.cancelled() => return Ok(()),
+        }
+        spare.clear();
+        if spare.capacity() > KEEP_CAPACITY {
+            spare = BytesMut::with_capacity(64 * 1024);
+        }
+    }
+}

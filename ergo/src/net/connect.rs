@@ -1,0 +1,344 @@
+//! Making connections: dialling a peer (TCP, then TLS when configured, then the cookie
+//! handshake), accepting peers (at most `max_handshakes` at once, each within the handshake
+//! timeout), and starting the reader and writer tasks of an authenticated connection.
+//!
+//! # Joining links
+//!
+//! The first use of a peer makes its link and dials `connections_per_peer` connections to the
+//! address its route (or the registrar) gives. A failed dial fails the calls waiting on it and
+//! makes further attempts wait (backoff, 100 ms doubling to 5 s). A peer that dials this node
+//! joins the link this node has to it, or makes a new one when there is none, it is down, or
+//! the peer restarted (another creation).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+
+use super::conn::{write_loop, Conn};
+use super::handshake::{handshake, Role};
+use super::inbound::ConnRoute;
+use super::peer::{PeerLink, CONNECTING, UP};
+use super::transport::Net;
+use crate::pid::NodeAtom;
+use crate::Node;
+
+/// An authenticated connection's byte stream: plain TCP, or TLS over it.
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    #[cfg(feature = "tls")]
+    TlsServer(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Net {
+    /// Dials every connection of a new link; brings it up or takes it down.
+    pub(super) async fn dial(
+        self: Arc<Self>,
+        node: Node,
+        link: Arc<PeerLink>,
+        addr: Option<SocketAddr>,
+    ) {
+        let addr = match (addr, &self.opts.registrar) {
+            (Some(addr), _) => addr,
+            (None, Some(registrar)) => match registrar.resolve(&link.name).await {
+                Ok(Some(addr)) => addr,
+                Ok(None) => {
+                    self.dial_failed(&link, format!("node `{}` is not registered", link.name));
+                    return;
+                }
+                Err(e) => {
+                    self.dial_failed(&link, e.to_string());
+                    return;
+                }
+            },
+            (None, None) => {
+                self.dial_failed(&link, format!("no route to node `{}`", link.name));
+                return;
+            }
+        };
+        let mut streams = Vec::with_capacity(link.outs.len());
+        let mut creation = None;
+        for _ in 0..link.outs.len() {
+            match self.dial_one(&link, addr).await {
+                Ok((stream, peer_creation)) => {
+                    if creation.is_some_and(|c| c != peer_creation) {
+                        self.peer_down(&link, "the peer restarted while connecting".into());
+                        return;
+                    }
+                    creation = Some(peer_creation);
+                    streams.push(stream);
+                }
+                Err(reason) => {
+                    self.dial_failed(&link, reason);
+                    return;
+                }
+            }
+        }
+        self.backoff.remove(&link.atom);
+        link.creation
+            .store(creation.unwrap_or_default(), Ordering::Release);
+        if link
+            .state
+            .compare_exchange(CONNECTING, UP, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        tracing::info!(peer = %link.name, %addr, connections = streams.len(), "connected");
+        for (conn, stream) in link.outs.iter().zip(streams) {
+            self.run_conn(&node, &link, conn.clone(), stream);
+        }
+        link.up.notify_waiters();
+    }
+
+    /// A dial failed: further attempts wait (backoff), the link goes down.
+    pub(super) fn dial_failed(&self, link: &Arc<PeerLink>, reason: String) {
+        let delay = self
+            .backoff
+            .get(&link.atom)
+            .map_or(Duration::from_millis(100), |b| {
+                (b.1 * 2).min(Duration::from_secs(5))
+            });
+        self.backoff
+            .insert(link.atom, (Instant::now() + delay, delay));
+        tracing::warn!(peer = %link.name, "cannot connect: {reason}");
+        self.peer_down(link, reason);
+    }
+
+    async fn dial_one(&self, link: &PeerLink, addr: SocketAddr) -> Result<(Stream, u32), String> {
+        let tcp = tokio::time::timeout(self.opts.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| format!("connecting to {addr} timed out"))?
+            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        #[cfg(feature = "tls")]
+        let mut stream = match &self.opts.tls {
+            Some(tls) => {
+                let timeout = self.opts.handshake_timeout;
+                let tls = tokio::time::timeout(timeout, tls.connect(&link.name, tcp))
+                    .await
+                    .map_err(|_| format!("TLS with {addr} timed out"))??;
+                Stream::TlsClient(Box::new(tls))
+            }
+            None => Stream::Plain(tcp),
+        };
+        #[cfg(not(feature = "tls"))]
+        let mut stream = Stream::Plain(tcp);
+        let shaken = match &mut stream {
+            Stream::Plain(s) => handshake(s, Role::Initiator, &self.handshake).await,
+            #[cfg(feature = "tls")]
+            Stream::TlsClient(s) => handshake(&mut **s, Role::Initiator, &self.handshake).await,
+            #[cfg(feature = "tls")]
+            Stream::TlsServer(s) => handshake(&mut **s, Role::Initiator, &self.handshake).await,
+        };
+        let peer = shaken.map_err(|e| format!("handshake with {addr}: {e}"))?;
+        if *peer.name != *link.name {
+            return Err(format!(
+                "{addr} is node `{}`, not `{}`",
+                peer.name, link.name
+            ));
+        }
+        Ok((stream, peer.creation))
+    }
+
+    pub(super) async fn accept_loop(self: Arc<Self>, node: Node, listener: TcpListener) {
+        loop {
+            let accepted = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, addr)) => match self.handshakes.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let (net, node2) = (self.clone(), node.clone());
+                        node.runtime().spawn(async move {
+                            net.accept_one(node2, stream, addr).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => {
+                        tracing::warn!(%addr, "too many handshakes in progress; connection dropped");
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    async fn accept_one(self: Arc<Self>, node: Node, tcp: TcpStream, addr: SocketAddr) {
+        let _ = tcp.set_nodelay(true);
+        #[cfg(feature = "tls")]
+        let mut stream = match &self.opts.tls {
+            Some(tls) => {
+                let timeout = self.opts.handshake_timeout;
+                match tokio::time::timeout(timeout, tls.accept(tcp)).await {
+                    Ok(Ok(tls)) => Stream::TlsServer(Box::new(tls)),
+                    Ok(Err(e)) => {
+                        tracing::warn!(%addr, "rejected a connection: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%addr, "rejected a connection: TLS timed out");
+                        return;
+                    }
+                }
+            }
+            None => Stream::Plain(tcp),
+        };
+        #[cfg(not(feature = "tls"))]
+        let mut stream = Stream::Plain(tcp);
+        let shaken = match &mut stream {
+            Stream::Plain(s) => handshake(s, Role::Acceptor, &self.handshake).await,
+            #[cfg(feature = "tls")]
+            Stream::TlsClient(s) => handshake(&mut **s, Role::Acceptor, &self.handshake).await,
+            #[cfg(feature = "tls")]
+            Stream::TlsServer(s) => handshake(&mut **s, Role::Acceptor, &self.handshake).await,
+        };
+        let peer = match shaken {
+            Ok(peer) => peer,
+            Err(e) => {
+                tracing::warn!(%addr, "rejected a connection: {e}");
+                return;
+            }
+        };
+        // Over TLS, the dialler's certificate must name the node it claims to be.
+        #[cfg(feature = "tls")]
+        if let Stream::TlsServer(tls) = &stream {
+            let certs = tls.get_ref().1.peer_certificates();
+            if let Err(e) = super::tls::check_identity(certs, &peer.name) {
+                tracing::warn!(%addr, peer = %peer.name, "rejected a connection: {e}");
+                return;
+            }
+        }
+        if peer.name == self.handshake.name() || self.cancel.is_cancelled() {
+            return;
+        }
+        let atom = NodeAtom::intern(&peer.name);
+        let conn = Conn::new(self.cancel.child_token());
+        let mut replaced = None;
+        let link = {
+            use dashmap::mapref::entry::Entry;
+            match self.peers.entry(atom) {
+                Entry::Occupied(mut e) => {
+                    let old = e.get().clone();
+                    let creation = old.creation();
+                    if old.is_down() || (creation != 0 && creation != peer.creation) {
+                        let link = PeerLink::new(atom, UP, vec![conn.clone()], self.codec);
+                        link.creation.store(peer.creation, Ordering::Release);
+                        e.insert(link.clone());
+                        replaced = Some(old);
+                        link
+                    } else {
+                        // Joining a link this node is still dialling: learn the peer's creation
+                        // now, so pids from this connection are right at once.
+                        let _ = old.creation.compare_exchange(
+                            0,
+                            peer.creation,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        );
+                        old.extra.lock().push(conn.clone());
+                        old
+                    }
+                }
+                Entry::Vacant(v) => {
+                    let link = PeerLink::new(atom, UP, vec![conn.clone()], self.codec);
+                    link.creation.store(peer.creation, Ordering::Release);
+                    v.insert(link.clone());
+                    link
+                }
+            }
+        };
+        if let Some(old) = replaced {
+            self.peer_down(&old, "the peer restarted".into());
+        }
+        self.backoff.remove(&atom);
+        tracing::info!(peer = %peer.name, %addr, "accepted");
+        self.run_conn(&node, &link, conn, stream);
+    }
+
+    /// Starts the reader and writer tasks of one connection.
+    fn run_conn(
+        self: &Arc<Self>,
+        node: &Node,
+        link: &Arc<PeerLink>,
+        conn: Arc<Conn>,
+        stream: Stream,
+    ) {
+        match stream {
+            // Plain TCP splits without a lock between the halves.
+            Stream::Plain(tcp) => {
+                let (read, write) = tcp.into_split();
+                self.run_halves(node, link, conn, read, write);
+            }
+            #[cfg(feature = "tls")]
+            Stream::TlsClient(tls) => {
+                let (read, write) = tokio::io::split(*tls);
+                self.run_halves(node, link, conn, read, write);
+            }
+            #[cfg(feature = "tls")]
+            Stream::TlsServer(tls) => {
+                let (read, write) = tokio::io::split(*tls);
+                self.run_halves(node, link, conn, read, write);
+            }
+        }
+    }
+
+    /// Starts the reader and writer tasks on the two halves of a connection.
+    fn run_halves<R, W>(
+        self: &Arc<Self>,
+        node: &Node,
+        link: &Arc<PeerLink>,
+        conn: Arc<Conn>,
+        read: R,
+        write: W,
+    ) where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        use futures_util::FutureExt;
+        let panicked = |p: Box<dyn std::any::Any + Send>| {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Err(format!("panicked while handling the connection: {msg}"))
+        };
+        let (net, link2, conn2) = (self.clone(), link.clone(), conn.clone());
+        node.runtime().spawn(async move {
+            let heartbeat = (net.opts.heartbeat, net.opts.heartbeat_timeout);
+            let ended = std::panic::AssertUnwindSafe(write_loop(&conn2, write, heartbeat))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(panicked);
+            if let Err(reason) = ended {
+                net.peer_down(&link2, reason);
+            }
+        });
+        let (net, node2) = (self.clone(), node.clone());
+        let route = Arc::new(ConnRoute {
+            conn,
+            link: link.clone(),
+        });
+        node.runtime().spawn(async move {
+            // A panic while handling a frame (a user `Deserialize`, an event closure) takes the
+            // link down like a malformed frame, instead of leaving it half dead.
+            let ended = std::panic::AssertUnwindSafe(net.read_loop(&node2, &route, read))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(panicked);
+            if let Err(reason) = ended {
+                net.peer_down(&route.link, reason);
+            }
+        });
+    }
+}
