@@ -123,6 +123,34 @@ pub(crate) struct Channel<T> {
 }
 
 impl<T: Clone + Send + 'static> Channel<T> {
+    /// A new, open registration with no subscribers.
+    pub(super) fn new(
+        name: Arc<str>,
+        owner: Owner,
+        node: Node,
+        encode: Option<EncodeFn<T>>,
+        buffer: usize,
+    ) -> Channel<T> {
+        Channel {
+            id: NEXT_CHANNEL.fetch_add(1, Ordering::Relaxed),
+            name,
+            owner,
+            node,
+            encode,
+            buffer,
+            closed: AtomicBool::new(false),
+            subscribers: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+            next_sub: AtomicU64::new(1),
+            watcher: Mutex::new(None),
+            state: Mutex::new(State {
+                subs: Vec::new(),
+                buffer: VecDeque::with_capacity(buffer.min(1024)),
+                closed: false,
+            }),
+        }
+    }
+
     /// Closes the registration when its owner is found dead; `true` if it is closed.
     pub(super) fn check_owner(&self) -> bool {
         if self.closed.load(Ordering::Acquire) {

@@ -9,14 +9,13 @@
 //! - A link going down ends both sides for that link: the producer forgets the subscribing
 //!   node, the subscriber's mirrors end with [`ExitReason::NoConnection`].
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
-use super::channel::{Alive, Channel, End, Outcome, Owner, Registration, State, NEXT_CHANNEL};
+use super::channel::{Alive, Channel, End, Outcome, Owner, Registration};
 use super::error::SubscribeError;
 use super::event::{Event, EventDown};
 use super::handles::Subscription;
@@ -179,24 +178,13 @@ struct Mirror<T> {
 impl<T: Clone + Send + serde::de::DeserializeOwned + 'static> Mirror<T> {
     fn new(node: &Node, name: &str, sub: u64) -> Arc<Mirror<T>> {
         Arc::new(Mirror {
-            channel: Arc::new(Channel::<T> {
-                id: NEXT_CHANNEL.fetch_add(1, Ordering::Relaxed),
-                name: Arc::from(name),
-                owner: Owner::Remote(std::sync::OnceLock::new()),
-                node: node.clone(),
-                encode: None,
-                buffer: 0,
-                closed: AtomicBool::new(false),
-                subscribers: AtomicUsize::new(0),
-                dropped: AtomicU64::new(0),
-                next_sub: AtomicU64::new(1),
-                watcher: Mutex::new(None),
-                state: Mutex::new(State {
-                    subs: Vec::new(),
-                    buffer: VecDeque::new(),
-                    closed: false,
-                }),
-            }),
+            channel: Arc::new(Channel::new(
+                Arc::from(name),
+                Owner::Remote(std::sync::OnceLock::new()),
+                node.clone(),
+                None,
+                0,
+            )),
             ready: tokio::sync::OnceCell::new(),
             confirmed: Mutex::new((false, None)),
             sub,

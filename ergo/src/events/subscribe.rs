@@ -2,15 +2,10 @@
 //! monitor or by link, and how a subscriber is handed values and the end.
 
 use std::any::TypeId;
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
-use super::channel::{
-    Alive, Channel, Deliver, End, Entry, Outcome, Owner, Registration, State, NEXT_CHANNEL,
-};
+use super::channel::{Alive, Channel, Deliver, End, Entry, Outcome, Owner, Registration};
 use super::error::{RegisterEventError, SubscribeError};
 use super::event::{Event, EventDown, EventOptions};
 use super::handles::{EventToken, Subscription};
@@ -110,24 +105,13 @@ impl Node {
             .filter(|p| !p.core().is_closed())
             .ok_or(RegisterEventError::NoProc)?;
         let name: Arc<str> = Arc::from(event.name());
-        let channel = Arc::new(Channel::<T> {
-            id: NEXT_CHANNEL.fetch_add(1, Ordering::Relaxed),
-            name: name.clone(),
-            owner: Owner::Process(owner.clone()),
-            node: self.clone(),
-            encode: event.encoder(),
-            buffer: options.buffer,
-            closed: AtomicBool::new(false),
-            subscribers: AtomicUsize::new(0),
-            dropped: AtomicU64::new(0),
-            next_sub: AtomicU64::new(1),
-            watcher: Mutex::new(None),
-            state: Mutex::new(State {
-                subs: Vec::new(),
-                buffer: VecDeque::with_capacity(options.buffer.min(1024)),
-                closed: false,
-            }),
-        });
+        let channel = Arc::new(Channel::new(
+            name.clone(),
+            Owner::Process(owner.clone()),
+            self.clone(),
+            event.encoder(),
+            options.buffer,
+        ));
         let table = &self.event_table().events;
         loop {
             let stale = match table.entry(name.clone()) {
