@@ -224,3 +224,107 @@ async fn many_senders_waiting_for_room_all_get_through() {
     let seen = within("seen", rec.seen()).await.unwrap();
     assert_eq!(seen.len(), 8 * 500);
 }
+
+/// Counts `note`s and writes down, for each `Down` and trapped exit, how many it had heard.
+#[derive(Default)]
+struct Watcher {
+    notes: u32,
+    ends: Vec<(&'static str, u32)>,
+}
+
+#[actor]
+impl Watcher {
+    #[handle]
+    fn note(&mut self) {
+        self.notes += 1;
+    }
+
+    #[handle]
+    fn watch(&mut self, pid: Pid, ctx: &mut Ctx<Self>) {
+        ctx.monitor(pid);
+    }
+
+    #[handle]
+    fn link_trapping(&mut self, pid: Pid, ctx: &mut Ctx<Self>) {
+        ctx.trap_exit(true);
+        ctx.link(pid);
+    }
+
+    #[handle]
+    async fn block_until(&mut self, gate: Gate) {
+        let _ = gate.0.lock().await.take().expect("gate").await;
+    }
+
+    #[handle]
+    fn ends(&self) -> Vec<(&'static str, u32)> {
+        self.ends.clone()
+    }
+
+    #[on_down]
+    fn on_down(&mut self, _down: Down) {
+        self.ends.push(("down", self.notes));
+    }
+
+    #[on_exit]
+    fn on_exit(&mut self, _from: Pid, _reason: ExitReason) {
+        self.ends.push(("exit", self.notes));
+    }
+}
+
+/// Casts `n` notes to a watcher, then ends (normally, or by panicking).
+struct Talker;
+
+#[actor]
+impl Talker {
+    #[handle]
+    async fn talk_then_end(
+        &mut self,
+        to: ActorRef<Watcher>,
+        n: u32,
+        panic: bool,
+        ctx: &mut Ctx<Self>,
+    ) {
+        for _ in 0..n {
+            to.note().await.unwrap();
+        }
+        if panic {
+            panic!("talked out");
+        }
+        ctx.stop();
+    }
+}
+
+/// A process's end reaches its watcher after everything it sent before ending, while the
+/// watcher was busy: the `Down` (monitor) and the trapped exit signal (link) wait for the 50
+/// notes queued ahead of them instead of overtaking them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_and_trapped_exit_never_overtake_what_the_ended_process_sent() {
+    let node = node("lanes-down-order").await;
+    for panic in [false, true] {
+        let watcher = node.spawn(Watcher::default()).await.unwrap();
+        let talker = node.spawn(Talker).await.unwrap();
+        watcher.watch(talker.pid()).await.unwrap();
+        watcher.link_trapping(talker.pid()).await.unwrap();
+        // `ends` is a call: once it answers, the watch and the link are in place.
+        assert!(watcher.ends().await.unwrap().is_empty());
+        let (open, g) = gate();
+        watcher.block_until(g).await.unwrap();
+        common::eventually("the watcher blocked", || async {
+            (watcher.mailbox_len() == 0).then_some(())
+        })
+        .await;
+        talker
+            .talk_then_end(watcher.clone(), 50, panic)
+            .await
+            .unwrap();
+        within("the talker to end", talker.wait()).await;
+        open.send(()).unwrap();
+        let mut ends = within("the watcher's record", watcher.ends())
+            .await
+            .unwrap();
+        // Which of the two notices comes first is not promised; each comes after all 50 notes.
+        ends.sort();
+        assert_eq!(ends, vec![("down", 50), ("exit", 50)], "panic: {panic}");
+        watcher.stop(ExitReason::Shutdown);
+    }
+}

@@ -192,7 +192,7 @@ impl<A: Actor> ActorRef<A> {
 
     fn signal(&self, sys: Sys) -> bool {
         match &self.inner {
-            Inner::Local(m) => m.core().send_sys(sys).is_ok(),
+            Inner::Local(m) => Process::send_sys(&**m, sys).is_ok(),
             Inner::Remote(r) => r.signal(sys).is_ok(),
         }
     }

@@ -3,11 +3,22 @@
 //! Every process owns one mailbox with two lanes:
 //!
 //! - the **system lane** carries exit signals, down notices, link and monitor requests and stop
-//!   requests. It is drained completely before every normal message, so an exit signal overtakes
-//!   messages queued before it. System traffic is rare; the lane is a short critical section.
+//!   requests. It is drained completely before every normal message, so a stop, a kill or an exit
+//!   signal that ends the process overtakes messages queued before it. System traffic is rare;
+//!   the lane is a short critical section.
 //! - the **normal lane** carries the actor's own message enum. It is a lock-free queue: a send is
 //!   one push plus, only when the receiver sleeps, one wake-up. Messages keep their order per
 //!   sender (a single queue keeps the order of every push). Local sends never serialize.
+//!
+//! # Notices keep their place
+//!
+//! A down notice and an exit signal are *notices*: the actor may handle them (`#[on_down]`, or
+//! `#[on_exit]` when it traps exits). A notice sent through `Process::send_sys` also leaves a
+//! `Slot::Mark` in the normal lane, pushed under the system lane's lock so marks and notices
+//! keep one order. A notice the actor handles waits for its mark: everything queued before the
+//! notice was sent — the last casts of the process whose end it reports, above all — is handled
+//! first. A notice that ends the process (an untrapped exit signal) acts at once; its mark is
+//! then skipped.
 //!
 //! # Capacity
 //!
@@ -66,8 +77,22 @@ pub(crate) enum Sys {
     Down(Down),
 }
 
+impl Sys {
+    /// Whether this is a notice (see the module docs): a down notice or an exit signal.
+    fn is_notice(&self) -> bool {
+        matches!(self, Sys::Down(_) | Sys::Exit { .. })
+    }
+}
+
+/// An entry of the normal lane: a message, or the place of a notice (see the module docs).
+pub(crate) enum Slot<M> {
+    Msg(M),
+    Mark,
+}
+
 struct SysLane {
-    queue: VecDeque<Sys>,
+    /// The messages, each with whether it left a mark in the normal lane.
+    queue: VecDeque<(Sys, bool)>,
     closed: bool,
     name: Option<Arc<str>>,
 }
@@ -95,6 +120,9 @@ pub(crate) trait Process: Send + Sync + 'static {
     fn actor_name(&self) -> &'static str;
     /// Whether the actor accepts messages from other nodes (`#[actor(remote)]`).
     fn is_remote(&self) -> bool;
+    /// Pushes onto the system lane, a notice with its mark in the normal lane (see the module
+    /// docs); hands the message back if the process has ended.
+    fn send_sys(&self, msg: Sys) -> Result<(), Sys>;
     /// Decodes a message that came from another node and queues it (with the route of its
     /// reply if it is a call).
     fn deliver_encoded(
@@ -126,7 +154,7 @@ impl Target {
     /// Sends a signal; hands it back if the process has ended (or its node is unreachable).
     pub(crate) fn send_sys(&self, msg: Sys) -> Result<(), Sys> {
         match self {
-            Target::Local(p) => p.core().send_sys(msg),
+            Target::Local(p) => p.send_sys(msg),
             Target::Remote { pid, peer } => peer.signal(*pid, msg),
         }
     }
@@ -162,15 +190,27 @@ impl Core {
         self.state.load(Ordering::Acquire) == CLOSED
     }
 
-    /// Pushes onto the system lane; hands the message back if the process has ended.
+    /// Pushes onto the system lane without a mark: the message is served before every normal
+    /// message, whatever it is. Notices go through `Process::send_sys`.
     pub(crate) fn send_sys(&self, msg: Sys) -> Result<(), Sys> {
+        self.send_sys_then(msg, || false)
+    }
+
+    /// Pushes onto the system lane and, still under its lock, runs `mark` (which pushes a mark
+    /// in the normal lane and says so).
+    fn send_sys_then(&self, msg: Sys, mark: impl FnOnce() -> bool) -> Result<(), Sys> {
         {
             let mut lane = self.sys.lock();
             if lane.closed {
                 return Err(msg);
             }
-            lane.queue.push_back(msg);
+            lane.queue.push_back((msg, false));
             self.has_sys.store(true, Ordering::Release);
+            if mark() {
+                if let Some(last) = lane.queue.back_mut() {
+                    last.1 = true;
+                }
+            }
         }
         self.notify();
         Ok(())
@@ -181,8 +221,9 @@ impl Core {
         self.has_sys.load(Ordering::Acquire)
     }
 
-    /// Takes the next message of the system lane, in arrival order.
-    pub(crate) fn pop_sys(&self) -> Option<Sys> {
+    /// Takes the next message of the system lane, in arrival order, with whether it left a
+    /// mark in the normal lane.
+    pub(crate) fn pop_sys(&self) -> Option<(Sys, bool)> {
         let mut lane = self.sys.lock();
         let msg = lane.queue.pop_front();
         if lane.queue.is_empty() {
@@ -229,7 +270,11 @@ impl Core {
             lane.closed = true;
             self.state.store(CLOSED, Ordering::SeqCst);
             self.has_sys.store(false, Ordering::Relaxed);
-            (lane.name.take(), std::mem::take(&mut lane.queue))
+            let queued = std::mem::take(&mut lane.queue);
+            (
+                lane.name.take(),
+                queued.into_iter().map(|(m, _)| m).collect(),
+            )
         };
         // Callers whose reply slot was dropped wait for the reason (`wait_reason`).
         self.exited.notify_waiters();
@@ -305,7 +350,7 @@ impl Core {
 /// The mailbox of one process running actor `A`.
 pub(crate) struct Mailbox<A: Actor> {
     core: Core,
-    queue: SegQueue<A::Msg>,
+    queue: SegQueue<Slot<A::Msg>>,
     bound: Option<Box<Bound>>,
 }
 
@@ -324,6 +369,18 @@ impl<A: Actor> Process for Mailbox<A> {
 
     fn is_remote(&self) -> bool {
         A::__remote_vtable().is_some()
+    }
+
+    fn send_sys(&self, msg: Sys) -> Result<(), Sys> {
+        if !msg.is_notice() {
+            return self.core.send_sys(msg);
+        }
+        // The mark goes in while the lane is locked: marks and notices keep one order. It
+        // takes no place in a bounded mailbox.
+        self.core.send_sys_then(msg, || {
+            self.queue.push(Slot::Mark);
+            true
+        })
     }
 
     fn deliver_encoded(
@@ -397,7 +454,7 @@ impl<A: Actor> Mailbox<A> {
     /// Pushes a message that already holds its permit (or needs none).
     #[inline]
     fn push(&self, msg: A::Msg) {
-        self.queue.push(msg);
+        self.queue.push(Slot::Msg(msg));
         self.core.notify();
         if self.core.state.load(Ordering::Relaxed) == CLOSED {
             // The process ended while we pushed: drop what it will never read, so pending calls
@@ -441,19 +498,19 @@ impl<A: Actor> Mailbox<A> {
         }
     }
 
-    /// Pops one normal message (receiver side), freeing its place in a bounded mailbox.
+    /// Pops one entry of the normal lane (receiver side); a message frees its place in a
+    /// bounded mailbox.
     #[inline]
-    pub(crate) fn pop(&self) -> Option<A::Msg> {
-        let msg = self.queue.pop();
-        if msg.is_some() {
-            if let Some(bound) = &self.bound {
-                bound.give_back();
-            }
+    pub(crate) fn pop(&self) -> Option<Slot<A::Msg>> {
+        let slot = self.queue.pop();
+        if let (Some(Slot::Msg(_)), Some(bound)) = (&slot, &self.bound) {
+            bound.give_back();
         }
-        msg
+        slot
     }
 
-    /// Number of normal messages waiting.
+    /// Number of entries waiting in the normal lane (a notice's mark counts until it is
+    /// reached).
     pub(crate) fn len(&self) -> usize {
         self.queue.len()
     }

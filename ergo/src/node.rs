@@ -451,13 +451,12 @@ impl Node {
     /// Sends `pid` an exit signal (see [`ActorRef::exit`]). `false` if no such live process.
     pub fn exit(&self, pid: Pid, reason: ExitReason) -> bool {
         self.process(pid).is_some_and(|p| {
-            p.core()
-                .send_sys(crate::mailbox::Sys::Exit {
-                    from: pid,
-                    reason,
-                    linked: false,
-                })
-                .is_ok()
+            p.send_sys(crate::mailbox::Sys::Exit {
+                from: pid,
+                reason,
+                linked: false,
+            })
+            .is_ok()
         })
     }
 

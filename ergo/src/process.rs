@@ -4,15 +4,26 @@
 //! [`BATCH`] before yielding to other tasks, and stopping early as soon as a system message
 //! arrives), and sleeps when both lanes are empty. A panic anywhere in the actor's code is caught
 //! and ends only this process, with [`ExitReason::Panic`].
+//!
+//! # What overtakes what
+//!
+//! A stop, a kill, an exit signal that ends the process, and link and monitor bookkeeping
+//! overtake every queued normal message. A notice the actor *handles* — a [`Down`](crate::Down)
+//! for `#[on_down]`, a trapped exit signal for `#[on_exit]` — does not: it waits for its mark
+//! in the normal lane (see [`crate::mailbox`]), so the messages queued before it was sent are
+//! handled first. A process that casts to its monitor (or to a trapping linked process) and then
+//! ends is always heard before its end is: the last line a client sends before it disconnects
+//! is not lost to its own `Down`.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
 use tokio::sync::oneshot;
 
 use crate::exit::ExitReason;
-use crate::mailbox::Sys;
+use crate::mailbox::{Slot, Sys};
 use crate::{Actor, Ctx};
 
 /// Normal messages handled per wake-up before the task yields to others.
@@ -75,25 +86,49 @@ pub(crate) async fn run<A: Actor>(mut actor: A, mut ctx: Ctx<A>, init_tx: Option
     ctx.finish(reason);
 }
 
+/// Notices taken from the system lane whose marks are still ahead in the normal lane, in the
+/// order of their marks; `None` for a notice already served (its mark is skipped). Allocated
+/// only while a mark is ahead.
+type Waiting = Option<Box<VecDeque<Option<Sys>>>>;
+
 /// The message loop. Returns the exit reason and whether `terminate` should run.
 async fn serve<A: Actor>(actor: &mut A, ctx: &mut Ctx<A>) -> (ExitReason, bool) {
     let mailbox = ctx.myself().mailbox().clone();
+    let mut waiting: Waiting = None;
     loop {
-        if let Some(end) = serve_system(actor, ctx, &mailbox).await {
-            return end;
+        // The system paths are boxed (allocated only when taken) so they add nothing to the
+        // size of an idle process's future.
+        if mailbox.core().has_sys() {
+            if let Some(end) = Box::pin(serve_system(actor, ctx, &mailbox, &mut waiting)).await {
+                return end;
+            }
         }
         let mut handled = 0;
-        while let Some(msg) = mailbox.pop() {
+        while let Some(slot) = mailbox.pop() {
             // Checked after the pop, not before: a system message that arrived before this
             // message was sent (say, the exit signal it follows from) is served first.
             if mailbox.core().has_sys() {
-                if let Some(end) = serve_system(actor, ctx, &mailbox).await {
-                    // Dropping `msg` fails its call, if it is one, with the exit reason.
+                if let Some(end) = Box::pin(serve_system(actor, ctx, &mailbox, &mut waiting)).await
+                {
+                    // Dropping `slot` fails its call, if it is one, with the exit reason.
                     return end;
                 }
             }
             handled += 1;
-            actor.handle(msg, ctx).await;
+            match slot {
+                Slot::Msg(msg) => actor.handle(msg, ctx).await,
+                Slot::Mark => {
+                    let notice = waiting.as_mut().and_then(|w| w.pop_front()).flatten();
+                    if waiting.as_ref().is_some_and(|w| w.is_empty()) {
+                        waiting = None;
+                    }
+                    if let Some(msg) = notice {
+                        if let Some(end) = Box::pin(serve_one(actor, ctx, msg)).await {
+                            return end;
+                        }
+                    }
+                }
+            }
             if ctx.stop.is_some() || handled == BATCH {
                 break;
             }
@@ -109,26 +144,47 @@ async fn serve<A: Actor>(actor: &mut A, ctx: &mut Ctx<A>) -> (ExitReason, bool) 
     }
 }
 
-/// Serves the whole system lane; returns the end of the process if a message ends it.
+/// Serves the whole system lane (a notice the actor handles waits for its mark instead);
+/// returns the end of the process if a message ends it.
 async fn serve_system<A: Actor>(
     actor: &mut A,
     ctx: &mut Ctx<A>,
     mailbox: &crate::mailbox::Mailbox<A>,
+    waiting: &mut Waiting,
 ) -> Option<(ExitReason, bool)> {
-    if !mailbox.core().has_sys() {
-        return None;
-    }
-    while let Some(msg) = mailbox.core().pop_sys() {
-        match Box::pin(system(actor, ctx, msg)).await {
-            Flow::Continue => {}
-            Flow::Exit(reason) => return Some((reason, true)),
-            Flow::Kill => return Some((ExitReason::Killed, false)),
+    while let Some((msg, marked)) = mailbox.core().pop_sys() {
+        if marked {
+            let handled_by_actor = match &msg {
+                Sys::Down(_) => true,
+                Sys::Exit { .. } => ctx.trap_exit,
+                _ => false,
+            };
+            let queue = waiting.get_or_insert_with(Box::default);
+            if handled_by_actor {
+                queue.push_back(Some(msg));
+                continue;
+            }
+            queue.push_back(None);
         }
-        if let Some(reason) = ctx.stop.take() {
-            return Some((reason, true));
+        if let Some(end) = serve_one(actor, ctx, msg).await {
+            return Some(end);
         }
     }
     None
+}
+
+/// Serves one system message; returns the end of the process if it ends it.
+async fn serve_one<A: Actor>(
+    actor: &mut A,
+    ctx: &mut Ctx<A>,
+    msg: Sys,
+) -> Option<(ExitReason, bool)> {
+    match system(actor, ctx, msg).await {
+        Flow::Continue => {}
+        Flow::Exit(reason) => return Some((reason, true)),
+        Flow::Kill => return Some((ExitReason::Killed, false)),
+    }
+    ctx.stop.take().map(|reason| (reason, true))
 }
 
 async fn system<A: Actor>(actor: &mut A, ctx: &mut Ctx<A>, msg: Sys) -> Flow {

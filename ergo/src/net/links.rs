@@ -42,7 +42,7 @@ pub(super) fn deliver_down(
     match watcher {
         Watcher::Process(id) => {
             if let Some(p) = node.local_process_any(id) {
-                let _ = p.core().send_sys(Sys::Down(Down {
+                let _ = p.send_sys(Sys::Down(Down {
                     monitor,
                     pid,
                     reason,
@@ -93,7 +93,7 @@ impl PeerLink {
         let reg = std::mem::take(&mut *self.reg.lock());
         for ((local, _), remote) in reg.links {
             if let Some(p) = node.local_process_any(local) {
-                let _ = p.core().send_sys(Sys::Exit {
+                let _ = p.send_sys(Sys::Exit {
                     from: remote,
                     reason: ExitReason::NoConnection,
                     linked: true,
@@ -111,7 +111,7 @@ impl PeerLink {
         }
         for (local, monitor, watcher) in reg.watched {
             if let Some(p) = node.local_process_any(local) {
-                let _ = p.core().send_sys(Sys::Demonitor {
+                let _ = p.send_sys(Sys::Demonitor {
                     by: watcher,
                     monitor: MonitorRef(monitor),
                 });

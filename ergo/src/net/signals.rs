@@ -117,7 +117,7 @@ pub(super) fn receive(
         FrameKind::Exit => {
             let (reason, sender) = decode_cbor::<(ExitReason, Pid)>(payload)?;
             if let Some(p) = to() {
-                let _ = p.core().send_sys(Sys::Exit {
+                let _ = p.send_sys(Sys::Exit {
                     from: sender,
                     reason,
                     linked: false,
@@ -128,7 +128,7 @@ pub(super) fn receive(
             let reason = reason()?;
             let pid = link.reg.lock().links.remove(&(h.to.id, h.from));
             if let (Some(pid), Some(p)) = (pid, node.local_process_any(h.to.id)) {
-                let _ = p.core().send_sys(Sys::Exit {
+                let _ = p.send_sys(Sys::Exit {
                     from: pid,
                     reason,
                     linked: true,
@@ -143,7 +143,7 @@ pub(super) fn receive(
         FrameKind::Stop => {
             let reason = reason()?;
             if let Some(p) = to() {
-                let _ = p.core().send_sys(Sys::Stop(reason));
+                let _ = p.send_sys(Sys::Stop(reason));
             }
         }
         FrameKind::Link => {
@@ -165,7 +165,7 @@ pub(super) fn receive(
         FrameKind::Unlink => {
             link.reg.lock().links.remove(&(h.to.id, h.from));
             if let Some(p) = node.local_process_any(h.to.id) {
-                let _ = p.core().send_sys(Sys::Unlink(from()));
+                let _ = p.send_sys(Sys::Unlink(from()));
             }
         }
         FrameKind::Monitor => {
@@ -195,7 +195,7 @@ pub(super) fn receive(
                 .watched
                 .remove(&(h.to.id, h.correlation, watcher));
             if let Some(p) = node.local_process_any(h.to.id) {
-                let _ = p.core().send_sys(Sys::Demonitor {
+                let _ = p.send_sys(Sys::Demonitor {
                     by: watcher,
                     monitor: MonitorRef(h.correlation),
                 });
