@@ -193,23 +193,21 @@ impl Core {
     /// Pushes onto the system lane without a mark: the message is served before every normal
     /// message, whatever it is. Notices go through `Process::send_sys`.
     pub(crate) fn send_sys(&self, msg: Sys) -> Result<(), Sys> {
-        self.send_sys_then(msg, || false)
+        self.push_sys(msg, None)
     }
 
-    /// Pushes onto the system lane and, still under its lock, runs `mark` (which pushes a mark
-    /// in the normal lane and says so).
-    fn send_sys_then(&self, msg: Sys, mark: impl FnOnce() -> bool) -> Result<(), Sys> {
+    /// Pushes onto the system lane and, still under its lock, runs `mark` (which pushes the
+    /// message's mark in the normal lane).
+    fn push_sys(&self, msg: Sys, mark: Option<&dyn Fn()>) -> Result<(), Sys> {
         {
             let mut lane = self.sys.lock();
             if lane.closed {
                 return Err(msg);
             }
-            lane.queue.push_back((msg, false));
+            lane.queue.push_back((msg, mark.is_some()));
             self.has_sys.store(true, Ordering::Release);
-            if mark() {
-                if let Some(last) = lane.queue.back_mut() {
-                    last.1 = true;
-                }
+            if let Some(mark) = mark {
+                mark();
             }
         }
         self.notify();
@@ -377,10 +375,8 @@ impl<A: Actor> Process for Mailbox<A> {
         }
         // The mark goes in while the lane is locked: marks and notices keep one order. It
         // takes no place in a bounded mailbox.
-        self.core.send_sys_then(msg, || {
-            self.queue.push(Slot::Mark);
-            true
-        })
+        self.core
+            .push_sys(msg, Some(&|| self.queue.push(Slot::Mark)))
     }
 
     fn deliver_encoded(
