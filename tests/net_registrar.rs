@@ -158,3 +158,31 @@ async fn static_routes_are_a_registrar_too() {
         .unwrap();
     assert!(c.lookup::<Echo>("echo", a.name()).await.is_err());
 }
+
+#[tokio::test]
+async fn listening_on_the_registrars_port_is_a_clear_error() {
+    let port = 15_918;
+    let refused = Node::builder("nr-clash@localhost")
+        .cookie(COOKIE)
+        .registrar(EmbeddedRegistrar::with_port(port))
+        .listen(format!("127.0.0.1:{port}"))
+        .start()
+        .await;
+    match refused {
+        Err(ergo::Error::Config(why)) => {
+            assert!(why.contains("registrar"), "{why}");
+            assert!(why.contains(&port.to_string()), "{why}");
+        }
+        Err(other) => panic!("expected a configuration error, got {other}"),
+        Ok(_) => panic!("a node listened on its own registrar's port"),
+    }
+    // Any other port is fine, with the same registrar.
+    let fine = Node::builder("nr-clash@localhost")
+        .cookie(COOKIE)
+        .registrar(EmbeddedRegistrar::with_port(port))
+        .listen("127.0.0.1:0")
+        .start()
+        .await
+        .expect("another port is fine");
+    fine.shutdown(Duration::from_millis(100)).await;
+}

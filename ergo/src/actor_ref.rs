@@ -39,7 +39,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::exit::ExitReason;
-use crate::mailbox::{Mailbox, Process, Sys};
+use crate::mailbox::{AnyProcess, Mailbox, Sys};
 use crate::transport::RemoteRef;
 use crate::{Actor, Pid, SendError, TrySendError};
 
@@ -107,7 +107,7 @@ impl<A: Actor> ActorRef<A> {
         }
     }
 
-    pub(crate) fn handle(&self) -> Arc<dyn Process> {
+    pub(crate) fn handle(&self) -> Arc<dyn AnyProcess> {
         self.mailbox().clone()
     }
 
@@ -192,7 +192,7 @@ impl<A: Actor> ActorRef<A> {
 
     fn signal(&self, sys: Sys) -> bool {
         match &self.inner {
-            Inner::Local(m) => Process::send_sys(&**m, sys).is_ok(),
+            Inner::Local(m) => AnyProcess::send_sys(&**m, sys).is_ok(),
             Inner::Remote(r) => r.signal(sys).is_ok(),
         }
     }

@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 
 use crate::exit::{Down, ExitReason, MonitorRef};
-use crate::mailbox::{Process, Sys, Target};
+use crate::mailbox::{AnyProcess, Sys, Target};
 use crate::{Actor, ActorRef, Node, Pid, RegisterError, SpawnError, SpawnOptions};
 
 /// The context of a running process, handed to its handlers and hooks.
@@ -132,7 +132,7 @@ impl<A: Actor> Ctx<A> {
 
     fn self_signal(&self, msg: Sys) {
         // Our own lane is open while we run.
-        let _ = Process::send_sys(&**self.myself.mailbox(), msg);
+        let _ = AnyProcess::send_sys(&**self.myself.mailbox(), msg);
     }
 
     /// Links this process and `pid` (both ways). Linking to an ended process sends this process

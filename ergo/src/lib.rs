@@ -42,13 +42,29 @@
 //!
 //! # Modules
 //!
+//! The local runtime (always built):
+//!
+//! - [`mod@node`]: [`Node`], the entry point, and its API by concern;
 //! - [`mod@actor`]: the [`Actor`] trait and the lifecycle;
+//! - [`mod@actor_ref`]: [`ActorRef`], the typed handle, local or remote;
 //! - [`mod@ctx`]: what a handler can do: links, monitors, timers, spawning;
 //! - [`mod@call`]: request/reply and timeouts;
-//! - [`mod@mailbox`]: lanes, ordering and capacity;
+//! - [`mod@mailbox`]: lanes, ordering (what overtakes what) and capacity;
 //! - [`mod@exit`]: exit reasons, exit signals and down notices;
+//! - [`mod@pid`]: process ids;
+//! - [`mod@error`]: the error types;
 //! - [`mod@supervisor`]: supervisors, `supervisor!` trees, `SimpleSupervisor`;
-//! - [`mod@app`]: applications with dependencies and modes.
+//! - [`mod@app`]: applications with dependencies and modes;
+//! - [`mod@events`]: named events with typed subscribers (pub/sub), local and across nodes;
+//! - [`mod@pool`]: worker pools with routing strategies;
+//! - [`mod@remote`]: what makes an actor reachable from other nodes (`#[actor(remote)]`).
+//!
+//! Behind features (`net`, `meta` and `http` are on by default):
+//!
+//! - `net`: the node-to-node layer (`ergo::net`): cookie handshake, frames, discovery, remote
+//!   spawn; `tls` adds mutual TLS, `etcd` the etcd registrar;
+//! - `meta`: meta processes that feed TCP and UDP sockets into actors (`ergo::meta`); `http`
+//!   adds HTTP and WebSocket servers.
 
 // Without `net` nothing implements the transport seam (`transport.rs`), so the half of it that
 // only a transport uses (delivering encoded messages, reply routes, node services) has no user
@@ -74,7 +90,7 @@ pub mod net;
 pub mod node;
 pub mod pid;
 pub mod pool;
-mod process;
+mod process_loop;
 pub mod remote;
 pub mod supervisor;
 mod transport;

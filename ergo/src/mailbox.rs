@@ -13,7 +13,7 @@
 //! # Notices keep their place
 //!
 //! A down notice and an exit signal are *notices*: the actor may handle them (`#[on_down]`, or
-//! `#[on_exit]` when it traps exits). A notice sent through `Process::send_sys` also leaves a
+//! `#[on_exit]` when it traps exits). A notice sent through `AnyProcess::send_sys` also leaves a
 //! `Slot::Mark` in the normal lane, pushed under the system lane's lock so marks and notices
 //! keep one order. A notice the actor handles waits for its mark: everything queued before the
 //! notice was sent — the last casts of the process whose end it reports, above all — is handled
@@ -98,7 +98,7 @@ struct SysLane {
 }
 
 /// The non-generic half of a mailbox: what any process can reach knowing only a pid.
-pub(crate) struct Core {
+pub(crate) struct ProcCore {
     pid: Pid,
     state: AtomicU8,
     has_sys: AtomicBool,
@@ -113,8 +113,8 @@ pub(crate) struct Core {
 }
 
 /// A type-erased process: its core, and a way back to its typed mailbox.
-pub(crate) trait Process: Send + Sync + 'static {
-    fn core(&self) -> &Core;
+pub(crate) trait AnyProcess: Send + Sync + 'static {
+    fn core(&self) -> &ProcCore;
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     /// The actor type's name.
     fn actor_name(&self) -> &'static str;
@@ -132,7 +132,7 @@ pub(crate) trait Process: Send + Sync + 'static {
     ) -> Result<(), DeliverError>;
 }
 
-pub(crate) type ProcHandle = Arc<dyn Process>;
+pub(crate) type ProcHandle = Arc<dyn AnyProcess>;
 
 /// Where a signal goes: a process of this node, or one of another node, reached over one
 /// link to it (a signal for a process of a later run of that node is not sent over a newer
@@ -164,7 +164,7 @@ impl Target {
     }
 }
 
-impl Core {
+impl ProcCore {
     pub(crate) fn pid(&self) -> Pid {
         self.pid
     }
@@ -191,7 +191,7 @@ impl Core {
     }
 
     /// Pushes onto the system lane without a mark: the message is served before every normal
-    /// message, whatever it is. Notices go through `Process::send_sys`.
+    /// message, whatever it is. Notices go through `AnyProcess::send_sys`.
     pub(crate) fn send_sys(&self, msg: Sys) -> Result<(), Sys> {
         self.push_sys(msg, None)
     }
@@ -347,13 +347,13 @@ impl Core {
 
 /// The mailbox of one process running actor `A`.
 pub(crate) struct Mailbox<A: Actor> {
-    core: Core,
+    core: ProcCore,
     queue: SegQueue<Slot<A::Msg>>,
     bound: Option<Box<Bound>>,
 }
 
-impl<A: Actor> Process for Mailbox<A> {
-    fn core(&self) -> &Core {
+impl<A: Actor> AnyProcess for Mailbox<A> {
+    fn core(&self) -> &ProcCore {
         &self.core
     }
 
@@ -411,7 +411,7 @@ impl<A: Actor> Process for Mailbox<A> {
 impl<A: Actor> Mailbox<A> {
     pub(crate) fn new(node: crate::Node, pid: Pid, capacity: Option<usize>) -> Mailbox<A> {
         Mailbox {
-            core: Core {
+            core: ProcCore {
                 pid,
                 state: AtomicU8::new(AWAKE),
                 has_sys: AtomicBool::new(false),
@@ -443,7 +443,7 @@ impl<A: Actor> Mailbox<A> {
     }
 
     #[inline]
-    pub(crate) fn core(&self) -> &Core {
+    pub(crate) fn core(&self) -> &ProcCore {
         &self.core
     }
 
@@ -576,7 +576,7 @@ impl Bound {
     }
 
     /// Waits for a place; `false` if the process ends first.
-    async fn take(&self, core: &Core) -> bool {
+    async fn take(&self, core: &ProcCore) -> bool {
         struct Waiting<'a>(&'a AtomicUsize);
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {

@@ -52,13 +52,14 @@
 //!
 //! - **Nothing after the handshake is encrypted or authenticated.** Anyone who can read the
 //!   traffic reads every message; anyone who can change it (a machine on the path) can inject,
-//!   drop or alter frames, or take over an authenticated connection. Use TLS between nodes
-//!   (planned as an optional `tls` feature) on any network you do not fully trust.
+//!   drop or alter frames, or take over an authenticated connection. Turn on mutual TLS
+//!   between nodes (feature `tls`, `ergo::net::tls`) on any network you do not fully trust: it encrypts
+//!   and authenticates every byte, the handshake included.
 //! - **A weak cookie.** An eavesdropper who records one handshake can test cookie guesses
 //!   offline against it. Use a long random cookie (32 random bytes, say), not a word.
 //! - **A peer that holds the cookie.** Any node with the cookie is fully trusted: it can send
-//!   any process any message, link, monitor or kill it (which is why remote spawn, when it
-//!   comes, is off by default and allow-listed by name).
+//!   any process any message, link, monitor or kill it (which is why remote spawn is off by
+//!   default and allow-listed by name, [`Node::allow_spawn`](crate::Node::allow_spawn)).
 //! - **Resource exhaustion by strangers** is limited, not prevented: the handshake caps frames
 //!   at 64 KiB and time at the timeout, and the node must also cap concurrent handshakes.
 //!

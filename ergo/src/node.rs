@@ -1,5 +1,22 @@
 //! [`Node`]: the entry point. A node owns its processes, their names and its configuration.
 //!
+//! # The API, by concern
+//!
+//! `Node`'s methods live beside the part of the runtime they drive, one `impl` block per concern:
+//!
+//! | concern | methods | where |
+//! | --- | --- | --- |
+//! | start and identity | [`builder`](Node::builder), [`name`](Node::name), [`creation`](Node::creation), [`call_timeout`](Node::call_timeout) | here, [`NodeBuilder`] in `node/builder.rs` |
+//! | processes | [`spawn`](Node::spawn), [`spawn_opts`](Node::spawn_opts), [`process_count`](Node::process_count), [`processes`](Node::processes), [`is_alive`](Node::is_alive), [`exit`](Node::exit), [`kill`](Node::kill), [`wait`](Node::wait) | here |
+//! | names | [`register`](Node::register), [`unregister`](Node::unregister), [`whereis`](Node::whereis), [`whereis_pid`](Node::whereis_pid), [`registered`](Node::registered) | here |
+//! | the node's end | [`shutdown`](Node::shutdown), [`is_shutting_down`](Node::is_shutting_down), [`stopped`](Node::stopped) | here |
+//! | applications | [`load_application`](Node::load_application), [`start_application`](Node::start_application), [`stop_application`](Node::stop_application), [`applications`](Node::applications) | [`crate::app`] |
+//! | events | [`register_event`](Node::register_event), [`monitor_event`](Node::monitor_event), [`link_event`](Node::link_event) | [`crate::events`] |
+//! | events of other nodes (`net`) | `monitor_event_at`, `link_event_at` | [`crate::events`] (`events/remote.rs`) |
+//! | peers (`net`) | `listen_addr`, `add_route`, `connect`, `disconnect`, `connected_nodes`, `registered_nodes`, `watch_nodes` | `ergo::net` (`net/api.rs`) |
+//! | names on other nodes (`net`) | `lookup`, `find`, `find_all` | `ergo::net` (`net/lookup.rs`) |
+//! | remote spawn (`net`) | `allow_spawn`, `disallow_spawn`, `allow_remote_start`, `spawn_remote`, `start_application_remote` | `ergo::net` (`net/spawn.rs`) |
+//!
 //! # Examples
 //!
 //! ```
@@ -38,7 +55,7 @@ use tracing::Instrument;
 use crate::exit::{ExitReason, MonitorRef};
 use crate::mailbox::{Mailbox, ProcHandle};
 use crate::pid::NodeAtom;
-use crate::process::{run, InitTx};
+use crate::process_loop::{run, InitTx};
 use crate::transport::{RemoteRef, Transport};
 use crate::{Actor, ActorRef, Ctx, Pid, RegisterError, SpawnError};
 

@@ -28,12 +28,12 @@ pub(crate) struct EventTable {
 pub(super) struct Entry {
     pub(super) type_id: TypeId,
     pub(super) type_name: &'static str,
-    pub(super) channel: Arc<dyn Registration>,
+    pub(super) channel: Arc<dyn AnyChannel>,
     pub(super) typed: Arc<dyn Any + Send + Sync>,
 }
 
 /// What the registry and a [`Subscription`] need from a channel of any payload type.
-pub(crate) trait Registration: Send + Sync + 'static {
+pub(crate) trait AnyChannel: Send + Sync + 'static {
     fn id(&self) -> u64;
     /// The owner's pid.
     fn owner_pid(&self) -> Pid;
@@ -236,7 +236,7 @@ impl<T: Clone + Send + 'static> Channel<T> {
     }
 }
 
-impl<T: Clone + Send + 'static> Registration for Channel<T> {
+impl<T: Clone + Send + 'static> AnyChannel for Channel<T> {
     fn id(&self) -> u64 {
         self.id
     }

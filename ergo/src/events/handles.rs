@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::channel::{Channel, Registration};
+use super::channel::{AnyChannel, Channel};
 use super::error::PublishError;
 use crate::{ExitReason, Pid};
 
@@ -130,7 +130,7 @@ impl<T: Clone + Send + 'static> EventToken<T> {
 /// # Ok(()) }
 /// ```
 pub struct Subscription {
-    pub(super) channel: Arc<dyn Registration>,
+    pub(super) channel: Arc<dyn AnyChannel>,
     pub(super) id: u64,
     pub(super) event: Arc<str>,
 }

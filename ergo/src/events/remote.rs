@@ -15,7 +15,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
-use super::channel::{Alive, Channel, End, Outcome, Owner, Registration};
+use super::channel::{Alive, AnyChannel, Channel, End, Outcome, Owner};
 use super::error::SubscribeError;
 use super::event::{Event, EventDown};
 use super::handles::Subscription;
@@ -45,7 +45,7 @@ enum SubAnswer {
 
 /// A subscribing node's subscription of a local event: the registration and the id of the
 /// subscriber standing for the node.
-type RemoteSub = (Arc<dyn Registration>, u64);
+type RemoteSub = (Arc<dyn AnyChannel>, u64);
 
 /// A mirror in the node's table: its subscription id and the typed `Arc<Mirror<T>>`.
 #[derive(Clone)]

@@ -5,7 +5,7 @@ use std::any::TypeId;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::channel::{Alive, Channel, Deliver, End, Entry, Outcome, Owner, Registration};
+use super::channel::{Alive, AnyChannel, Channel, Deliver, End, Entry, Outcome, Owner};
 use super::error::{RegisterEventError, SubscribeError};
 use super::event::{Event, EventDown, EventOptions};
 use super::handles::{EventToken, Subscription};

@@ -55,6 +55,11 @@ pub(crate) struct Conn {
 struct Outbox {
     bytes: BytesMut,
     closed: bool,
+    /// A `Goodbye` is queued last: nothing more is taken, the writer sends what is queued, shuts
+    /// its side of the socket down and ends.
+    finishing: bool,
+    /// The writer did so.
+    finished: bool,
 }
 
 /// Why a frame was not queued.
@@ -108,6 +113,8 @@ impl Conn {
             out: Mutex::new(Outbox {
                 bytes: BytesMut::new(),
                 closed: false,
+                finishing: false,
+                finished: false,
             }),
             wake: Notify::new(),
             room: Notify::new(),
@@ -140,7 +147,7 @@ impl Conn {
         payload: impl FnOnce(&mut PayloadWriter<'_>) -> Result<(), PushError>,
     ) -> Result<(), PushError> {
         let mut out = self.out.lock();
-        if out.closed {
+        if out.closed || out.finishing {
             return Err(PushError::Closed);
         }
         if out.bytes.len() >= limit {
@@ -190,6 +197,32 @@ impl Conn {
         self.push(codec, header, |w| {
             encode_cbor(value, w as &mut dyn std::io::Write).map_err(PushError::Encode)
         })
+    }
+
+    /// Closes the connection cleanly: queues a `Goodbye` after everything already queued and
+    /// refuses anything more; the writer sends it all, shuts its half of the socket down and
+    /// ends ([`Conn::is_finished`]). The peer's reader knows from the `Goodbye` that the end was
+    /// meant.
+    pub(crate) fn finish(&self, codec: &FrameCodec) {
+        let mut out = self.out.lock();
+        if out.closed || out.finishing {
+            return;
+        }
+        if codec
+            .encode_frame(&Header::control(FrameKind::Goodbye), &[], &mut out.bytes)
+            .is_ok()
+        {
+            out.finishing = true;
+        }
+        drop(out);
+        self.wake.notify_one();
+    }
+
+    /// Whether the writer has sent the `Goodbye` of [`Conn::finish`] (or the connection is
+    /// closed, so it never will).
+    pub(crate) fn is_finished(&self) -> bool {
+        let out = self.out.lock();
+        out.finished || out.closed
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -251,12 +284,19 @@ pub(crate) async fn write_loop<W: tokio::io::AsyncWrite + Unpin>(
         let notified = conn.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        {
+        let finished = {
             let mut out = conn.out.lock();
             if out.closed {
                 return Ok(());
             }
             std::mem::swap(&mut out.bytes, &mut spare);
+            spare.is_empty() && out.finishing
+        };
+        if finished {
+            // Everything up to the `Goodbye` is written: end the stream (a FIN, not a reset).
+            let _ = tokio::time::timeout(stall, write.shutdown()).await;
+            conn.out.lock().finished = true;
+            return Ok(());
         }
         if spare.is_empty() {
             tokio::select! {

@@ -22,7 +22,7 @@ use super::conn::{write_loop, Conn};
 use super::handshake::{handshake, Role};
 use super::inbound::ConnRoute;
 use super::peer::{PeerLink, CONNECTING, UP};
-use super::transport::Net;
+use super::transport::{Net, Report};
 use crate::pid::NodeAtom;
 use crate::Node;
 
@@ -107,7 +107,7 @@ impl Net {
         self.backoff
             .insert(link.atom, (Instant::now() + delay, delay));
         tracing::warn!(peer = %link.name, "cannot connect: {reason}");
-        self.peer_down(link, reason);
+        self.take_down(link, reason, Report::Quiet);
     }
 
     async fn dial_one(&self, link: &PeerLink, addr: SocketAddr) -> Result<(Stream, u32), String> {

@@ -127,11 +127,14 @@ pub enum FrameKind {
     /// A request to the receiving node itself (start an allow-listed actor or application):
     /// `correlation`: the call id; payload: the request (CBOR). Answered by a `Reply`.
     NodeRequest = 21,
+    /// The sender is closing this connection on purpose (its node is shutting down): everything
+    /// it sent on the connection came before this frame, and nothing follows. No fields.
+    Goodbye = 22,
 }
 
 impl FrameKind {
     /// Every kind, in code order.
-    pub const ALL: [FrameKind; 21] = [
+    pub const ALL: [FrameKind; 22] = [
         FrameKind::Cast,
         FrameKind::Call,
         FrameKind::Reply,
@@ -153,6 +156,7 @@ impl FrameKind {
         FrameKind::EventDown,
         FrameKind::EventUnsubscribe,
         FrameKind::NodeRequest,
+        FrameKind::Goodbye,
     ];
 
     /// The kind's code on the wire.
@@ -662,7 +666,8 @@ mod tests {
             assert_eq!(FrameKind::from_code(kind.code()), Some(*kind));
         }
         assert_eq!(FrameKind::from_code(0), None);
-        assert_eq!(FrameKind::from_code(22), None);
+        assert_eq!(FrameKind::Goodbye.code(), 22);
+        assert_eq!(FrameKind::from_code(23), None);
         assert_eq!(FrameKind::from_code(255), None);
     }
 

@@ -8,6 +8,9 @@
 //! - `Lookup`, `NodeRequest`: answered by this node ([`super::lookup`], [`super::spawn`]).
 //! - event frames: to the node service registered for them (events across nodes).
 //! - `Heartbeat`: nothing (hearing anything keeps the connection alive).
+//! - `Goodbye`: the peer closes the connection on purpose, after everything it sent on it; the
+//!   reader stops, and the link goes down (logged as a clean end) once the peer said so on every
+//!   connection.
 //!
 //! A frame that does not decode, or a handshake frame after authentication, ends the
 //! connection and takes its link down.
@@ -110,6 +113,15 @@ impl Net {
         loop {
             loop {
                 match self.codec.decode_frame(&mut inbox) {
+                    Ok(Some(frame)) if frame.header.kind == FrameKind::Goodbye => {
+                        // Nothing follows on this connection. The link ends once the peer
+                        // said so on all of them (frames on the others may still be coming).
+                        return if route.link.said_goodbye() {
+                            Err("the peer shut down".into())
+                        } else {
+                            Ok(())
+                        };
+                    }
                     Ok(Some(frame)) => {
                         self.dispatch(node, route, frame)?;
                     }

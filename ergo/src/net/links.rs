@@ -13,7 +13,7 @@ use crate::{Node, Pid};
 
 /// Links and monitors across one peer link.
 #[derive(Default)]
-pub(crate) struct Registry {
+pub(crate) struct LinkTable {
     /// (local process id, remote pid id) -> the remote pid, for links in either direction.
     pub(super) links: HashMap<(u64, u64), Pid>,
     /// Monitors held by this node's processes (or waiters) on the peer's: ref -> (watcher,

@@ -9,7 +9,7 @@
 //! are read from and replied on, and closed with the link.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, Notify};
 
 use super::conn::{limit, Conn, PushError};
 use super::frame::{FrameCodec, FrameKind, Header, WirePid};
-use super::links::Registry;
+use super::links::LinkTable;
 use crate::error::NetError;
 use crate::exit::{ExitReason, MonitorRef};
 use crate::mailbox::Sys;
@@ -57,8 +57,10 @@ pub(crate) struct PeerLink {
     /// Calls and requests waiting for their answer, by correlation.
     pub(super) pending: Mutex<HashMap<u64, PendingCall>>,
     /// Links and monitors across the link, so its loss fires each once.
-    pub(super) reg: Mutex<Registry>,
+    pub(super) reg: Mutex<LinkTable>,
     pub(super) down_reason: OnceLock<String>,
+    /// How many of the link's connections the peer said `Goodbye` on.
+    goodbyes: AtomicUsize,
     pub(super) codec: FrameCodec,
 }
 
@@ -79,8 +81,9 @@ impl PeerLink {
             outs,
             extra: Mutex::new(Vec::new()),
             pending: Mutex::new(HashMap::new()),
-            reg: Mutex::new(Registry::default()),
+            reg: Mutex::new(LinkTable::default()),
             down_reason: OnceLock::new(),
+            goodbyes: AtomicUsize::new(0),
             codec,
         })
     }
@@ -123,11 +126,31 @@ impl PeerLink {
         self.pending.lock().remove(&correlation)
     }
 
+    /// Every connection of the link: the ones it sends on, then the further ones the peer
+    /// opened.
+    pub(super) fn conns(&self) -> Vec<Arc<Conn>> {
+        let extra = self.extra.lock();
+        self.outs.iter().chain(extra.iter()).cloned().collect()
+    }
+
     /// Closes every connection of the link.
     pub(super) fn close_all(&self) {
         for conn in self.outs.iter().chain(self.extra.lock().iter()) {
             conn.close();
         }
+    }
+
+    /// The peer said `Goodbye` on one more of the link's connections. True once it said so on
+    /// all of them: the link is over, and its end was meant.
+    pub(super) fn said_goodbye(&self) -> bool {
+        let n = self.goodbyes.fetch_add(1, Ordering::AcqRel) + 1;
+        n >= self.outs.len() + self.extra.lock().len()
+    }
+
+    /// Whether the peer said `Goodbye` on any connection: the link is ending because the peer
+    /// shuts down, not because something broke.
+    pub(super) fn saying_goodbye(&self) -> bool {
+        self.goodbyes.load(Ordering::Acquire) > 0
     }
 
     /// Sends a node-level request of `kind` on the connection chosen by `route` and waits up

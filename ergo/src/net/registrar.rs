@@ -104,6 +104,13 @@ pub trait Registrar: Send + Sync + 'static {
     /// Membership changes from now on (the embedded registrar polls [`Registrar::nodes`]
     /// every 200 ms and reports the differences).
     fn watch(&self) -> broadcast::Receiver<Membership>;
+
+    /// The local address this registrar itself may listen on, if any (the embedded registrar's
+    /// port), so that a node refuses to listen there: two servers on one port would take each
+    /// other's clients.
+    fn listens_on(&self) -> Option<SocketAddr> {
+        None
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -337,7 +344,7 @@ impl EmbeddedRegistrar {
             };
             let addr = SocketAddr::new(inner.bind, inner.port);
             if let Ok(listener) = TcpListener::bind(addr).await {
-                tracing::info!(%addr, node = %name, "serving the host's registrar");
+                tracing::info!(%addr, node = %name, "started the embedded registrar (the other nodes of this host register with it)");
                 self.serve(listener, name, port).await;
                 return;
             }
@@ -531,6 +538,10 @@ impl Registrar for EmbeddedRegistrar {
             tokio::spawn(async move { poll_changes(&this, &tx, &this.inner.cancel).await });
         }
         rx
+    }
+
+    fn listens_on(&self) -> Option<SocketAddr> {
+        Some(SocketAddr::new(self.inner.bind, self.inner.port))
     }
 }
 

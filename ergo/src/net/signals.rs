@@ -12,7 +12,7 @@
 //! | monitor / demonitor | `Monitor` / `Demonitor` | the watcher | monitor ref | — |
 //! | down notice | `Down` | the monitored process | monitor ref | reason |
 //!
-//! Links and monitors are recorded in the link's [`Registry`](super::links::Registry) on the
+//! Links and monitors are recorded in the link's [`LinkTable`](super::links::LinkTable) on the
 //! way out and on the way in, so that the link's loss fires each once.
 
 use std::sync::Arc;

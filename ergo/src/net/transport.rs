@@ -9,7 +9,7 @@
 
 use std::any::Any;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -32,6 +32,17 @@ use crate::pid::NodeAtom;
 use crate::transport::{NodeService, Peer, Transport};
 use crate::{CallError, Node};
 
+/// How the end of a link is logged.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Report {
+    /// Something broke: a warning.
+    Warn,
+    /// The end was meant (the peer shut down, this node disconnected): info.
+    Info,
+    /// Already logged by the caller.
+    Quiet,
+}
+
 /// The network half of a node.
 pub(crate) struct Net {
     pub(crate) opts: NetOptions,
@@ -44,6 +55,9 @@ pub(crate) struct Net {
     pub(super) backoff: DashMap<NodeAtom, (Instant, Duration)>,
     pub(super) handshakes: Arc<Semaphore>,
     pub(super) cancel: CancellationToken,
+    /// This node said `Goodbye` to its peers (it is shutting down): links that end from now on
+    /// end as expected, and are not logged.
+    leaving: AtomicBool,
     node: OnceLock<WeakNode>,
     /// This `Net` itself (for the tasks it starts from `&self`).
     me: Weak<Net>,
@@ -102,6 +116,19 @@ impl Net {
         let (listener, local_addr) = if opts.accept {
             let addr = opts.listen.as_deref().unwrap_or("127.0.0.1:0");
             let addr = resolve(addr).await?;
+            if let Some(taken) = opts.registrar.as_ref().and_then(|r| r.listens_on()) {
+                let same_ip = addr.ip() == taken.ip()
+                    || addr.ip().is_unspecified()
+                    || taken.ip().is_unspecified();
+                if addr.port() == taken.port() && same_ip {
+                    return Err(crate::Error::Config(format!(
+                        "cannot listen on {addr}: port {} is the embedded registrar's \
+                         (every node of the host registers there); listen on another port, or \
+                         give the registrar another with `EmbeddedRegistrar::with_port`",
+                        taken.port()
+                    )));
+                }
+            }
             let listener = TcpListener::bind(addr)
                 .await
                 .map_err(|e| crate::Error::Config(format!("cannot listen on {addr}: {e}")))?;
@@ -123,6 +150,7 @@ impl Net {
             peers: DashMap::with_hasher(rustc_hash::FxBuildHasher),
             backoff: DashMap::new(),
             cancel: CancellationToken::new(),
+            leaving: AtomicBool::new(false),
             node: OnceLock::new(),
             me: me.clone(),
             services: RwLock::new(Vec::new()),
@@ -243,13 +271,30 @@ impl Net {
 
     /// Takes a link down (once): closes its connections, fails its calls, tells the node
     /// services, and fires every link and monitor across it with `NoConnection`.
+    ///
+    /// Logged as a warning, except when the peer said `Goodbye` (it shuts down: info) or this
+    /// node is shutting down (nothing).
     pub(crate) fn peer_down(&self, link: &Arc<PeerLink>, reason: String) {
+        let report = if link.saying_goodbye() {
+            Report::Info
+        } else {
+            Report::Warn
+        };
+        self.take_down(link, reason, report);
+    }
+
+    /// [`Net::peer_down`], logged as `report` says.
+    pub(super) fn take_down(&self, link: &Arc<PeerLink>, reason: String, report: Report) {
         if link.state.swap(DOWN, Ordering::AcqRel) == DOWN {
             return;
         }
         let _ = link.down_reason.set(reason.clone());
-        if !self.cancel.is_cancelled() {
-            tracing::warn!(peer = %link.name, "connection lost: {reason}");
+        if !self.cancel.is_cancelled() && !self.leaving.load(Ordering::Acquire) {
+            match report {
+                Report::Warn => tracing::warn!(peer = %link.name, "connection lost: {reason}"),
+                Report::Info => tracing::info!(peer = %link.name, "link closed: {reason}"),
+                Report::Quiet => {}
+            }
         }
         self.peers
             .remove_if(&link.atom, |_, l| Arc::ptr_eq(l, link));
@@ -297,7 +342,7 @@ impl Net {
         let link = self.peers.get(&atom).map(|l| l.clone());
         match link {
             Some(link) => {
-                self.peer_down(&link, "disconnected by this node".into());
+                self.take_down(&link, "disconnected by this node".into(), Report::Info);
                 true
             }
             None => false,
@@ -318,6 +363,23 @@ impl Net {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Say goodbye on every connection, after what is queued, so the peers know the end is
+        // meant (and log it as such); give the writers until the grace ends (at least a moment)
+        // to send it.
+        let conns: Vec<_> = self
+            .peers
+            .iter()
+            .filter(|l| l.state.load(Ordering::Acquire) == UP)
+            .flat_map(|l| l.conns())
+            .collect();
+        self.leaving.store(true, Ordering::Release);
+        for conn in &conns {
+            conn.finish(&self.codec);
+        }
+        let deadline = deadline.max(Instant::now() + Duration::from_millis(100));
+        while !conns.iter().all(|c| c.is_finished()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
         self.cancel.cancel();
         let links: Vec<_> = self.peers.iter().map(|l| l.clone()).collect();
