@@ -15,11 +15,8 @@
 //! errors appears (in the impl block, or where the actor is spawned and called). `supervisor!`
 //! has the same layout under `supervisor/`, sharing `ctxt`.
 
-mod check;
-mod ctxt;
-mod expand;
-mod model;
-mod parse;
+mod actor;
+mod internals;
 mod supervisor;
 
 use proc_macro::TokenStream;
@@ -29,7 +26,7 @@ use proc_macro::TokenStream;
 /// Options: `#[actor(remote, mailbox = 64, msg = Name, api = Name, crate = "path")]`.
 #[proc_macro_attribute]
 pub fn actor(args: TokenStream, input: TokenStream) -> TokenStream {
-    expand::actor(args.into(), input.into()).into()
+    actor::actor(args.into(), input.into()).into()
 }
 
 /// Marks a message handler inside an `#[actor]` impl block.
