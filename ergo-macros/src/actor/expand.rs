@@ -183,6 +183,7 @@ fn generate(actor: &Actor, name: &Ident) -> TokenStream {
         #remote_checks
 
         const _: () = {
+            #[automatically_derived]
             impl ::core::fmt::Debug for #msg {
                 fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                     #[allow(unreachable_code)]
@@ -192,6 +193,7 @@ fn generate(actor: &Actor, name: &Ident) -> TokenStream {
                 }
             }
 
+            #[automatically_derived]
             impl #p::Actor for #self_ty {
                 type Msg = #msg;
                 const NAME: &'static str = #name_str;
@@ -214,6 +216,7 @@ fn generate(actor: &Actor, name: &Ident) -> TokenStream {
             #remote_impls
 
             #lints
+            #[automatically_derived]
             impl #api for #p::ActorRef<#self_ty> {
                 #(#api_impls)*
             }
@@ -249,9 +252,11 @@ fn remote_impls(a: &Gen<'_>, p: &TokenStream) -> TokenStream {
         .map(|h| &h.variant)
         .collect();
     quote! {
+        #[automatically_derived]
         impl #p::RemoteActor for #self_ty {}
 
         #[allow(unreachable_patterns, clippy::all)]
+        #[automatically_derived]
         impl #p::RemoteMessage for #msg where #(#bounds)* {
             fn remote_vtable() -> #p::RemoteVTable<Self> {
                 #p::RemoteVTable::new(

@@ -43,6 +43,7 @@ pub(crate) fn generate(tree: &Tree) -> TokenStream {
             }
 
             #[diagnostic::do_not_recommend]
+            #[automatically_derived]
             impl<A: #p::Actor> __ErgoChildActor for A {
                 type Actor = A;
                 fn into_actor(self) -> A {
@@ -70,18 +71,21 @@ pub(crate) fn generate(tree: &Tree) -> TokenStream {
                 }
             }
 
+            #[automatically_derived]
             impl ::core::default::Default for #name {
                 fn default() -> Self {
                     Self::new()
                 }
             }
 
+            #[automatically_derived]
             impl ::core::fmt::Debug for #name {
                 fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                     f.debug_tuple(#name_str).field(&self.0).finish()
                 }
             }
 
+            #[automatically_derived]
             impl #p::HostsSupervisor for #name {
                 fn supervisor_mut(&mut self) -> &mut #p::Supervisor {
                     &mut self.0
