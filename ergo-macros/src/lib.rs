@@ -8,28 +8,45 @@
 //! - `supervisor!` declares a supervision tree (strategy, intensity, children, nested
 //!   supervisors) as a type that can be spawned or nested in another tree.
 //!
-//! Each macro is split as parse (syn input → raw attributes), model (validated description with
-//! the user's spans), check (one function per rule), expand (quote), with every error collected
-//! in a `ctxt::Ctxt` so one build shows every mistake. On error the user's own items are still
-//! emitted, and so is the actor built from the parts that are right, so no cascade of follow-on
-//! errors appears (in the impl block, or where the actor is spawned and called). `supervisor!`
-//! has the same layout under `supervisor/`, sharing `ctxt`.
+//! # Layout
+//!
+//! Built like serde_derive's internals. Each macro, in its own module (`actor/`,
+//! `supervisor/`), is four steps:
+//!
+//! - `parse`: the macro's input into raw syntax (options as `key = value` tokens, our attributes
+//!   taken off the impl block's methods, a supervisor's header and children cut at their
+//!   commas). No rules: only input that does not have the shape at all is reported.
+//! - `model`: the description built from that syntax, with the user's spans. Building it
+//!   applies no rule either; `check` makes it the validated description.
+//! - `check`: one `check()` whose doc comment lists every rule, calling one small function per
+//!   rule. It records what the options mean in the model and marks what can still be generated
+//!   (a handler with a mistake becomes a stub, a child with one is left out).
+//! - `expand`: the generated code, from the checked model (quote only, no checks). It names
+//!   only `::ergo::__private::…` (or the `crate = ".."` path's `__private`) and `::core::…`,
+//!   and every generated trait impl is `#[automatically_derived]`.
+//!
+//! `internals/` holds what both macros share: `Ctxt` (the error accumulator, which panics if an
+//! error is dropped without being reported), `RawOption` and the `crate = "path"` option, and
+//! the text helpers (`tokens_str`, `did_you_mean`, `one_of`).
+//!
+//! Every error goes to one `Ctxt`, so one build shows every mistake, and a misspelled keyword
+//! gets a "did you mean" suggestion. On error the user's own items are still emitted, and so
+//! is the actor or tree built from the parts that are right, so no cascade of follow-on errors
+//! appears (in the impl block, or where the actor is spawned and called).
 
-mod check;
-mod ctxt;
-mod expand;
-mod model;
-mod parse;
+mod actor;
+mod internals;
 mod supervisor;
 
 use proc_macro::TokenStream;
 
 /// Turns an inherent `impl` block into an actor. See the `ergo` crate docs.
 ///
-/// Options: `#[actor(remote, mailbox = 64, msg = Name, api = Name, crate = "path")]`.
+/// Options: `#[actor(remote, mailbox = 64, msg = Name, api = Name, crate = "path")]`; a
+/// misspelled one gets a suggestion (`remot` → `remote`).
 #[proc_macro_attribute]
 pub fn actor(args: TokenStream, input: TokenStream) -> TokenStream {
-    expand::actor(args.into(), input.into()).into()
+    actor::actor(args.into(), input.into()).into()
 }
 
 /// Marks a message handler inside an `#[actor]` impl block.
@@ -130,7 +147,8 @@ fn outside_actor(name: &str, what: &str, input: TokenStream) -> TokenStream {
 /// Every mistake is a compile error on its token: an unknown strategy, restart type, option or
 /// unit, a duplicate id, option or registered name, a missing constructor or `=> restart`, a
 /// zero period, `significant` on a permanent child or without `auto_shutdown`, and
-/// `auto_shutdown` without a significant child. The type is still generated from the valid
+/// `auto_shutdown` without a significant child. A misspelled word gets a suggestion
+/// (`one_for_al` → `one_for_all`, `2sec` → `2s`). The type is still generated from the valid
 /// parts, so its uses add no follow-on errors.
 #[proc_macro]
 pub fn supervisor(input: TokenStream) -> TokenStream {

@@ -121,10 +121,15 @@ pub mod prelude {
 /// Paths the generated code names. Not public API: may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    /// `supervisor!` writes a tree's `Actor` impl with it.
+    pub use crate::__supervisor_actor as supervisor_actor;
     pub use crate::actor::InitResult;
     pub use crate::remote::{
         PendingReply, RemoteActor, RemoteMessage, RemoteProbe, RemoteVTable, ReplyRoute, ViaLocal,
         ViaRemote,
+    };
+    pub use crate::supervisor::{
+        AutoShutdown, ChildSpec, HostsSupervisor, Restart, Shutdown, Strategy, Supervisor,
     };
     pub use crate::{Actor, ActorRef, Call, Ctx, Down, ExitReason, Pid, ReplyTo, SendError};
     pub use core::future::Future;

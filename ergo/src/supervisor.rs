@@ -841,6 +841,7 @@ impl HostsSupervisor for Supervisor {
 #[macro_export]
 macro_rules! __supervisor_actor {
     ($ty:ty, $name:expr) => {
+        #[automatically_derived]
         impl $crate::Actor for $ty {
             type Msg = $crate::supervisor::SupervisorMsg;
             const NAME: &'static str = $name;

@@ -1,5 +1,5 @@
-//! Validation: one function per rule, each recording its errors in the [`Ctxt`] on the exact
-//! token and saying the fix.
+//! Validation: [`check`] enforces every rule of `supervisor!`, one small function per rule,
+//! each recording its errors in the [`Ctxt`] on the exact token and saying the fix.
 //!
 //! A mistake costs only its own part: the type is generated whenever its name parsed, with the
 //! header's valid settings and the children that passed every check, so the user's code that
@@ -10,26 +10,57 @@ use std::collections::HashMap;
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::ext::IdentExt;
-use syn::{Attribute, Expr, Ident, Lit, LitStr};
+use syn::{Expr, Ident, Lit, LitStr};
 
-use super::model::{
-    one_of, AutoShutdown, Child, Duration, Restart, Shutdown, Spec, Start, Strategy, Tree,
-};
-use super::parse::{RawChild, RawOption, RawSpec, RawStart, RawTree};
-use crate::ctxt::Ctxt;
+use super::model::{AutoShutdown, Child, Duration, Restart, Shutdown, Spec, Start, Strategy, Tree};
+use crate::internals::option::{crate_path, stream, CrateForm, RawOption};
+use crate::internals::text::{closest, did_you_mean, one_of, tokens_str};
+use crate::internals::Ctxt;
 
-/// Builds the model from the parsed tree.
-pub(crate) fn tree(cx: &mut Ctxt, raw: RawTree) -> Tree {
-    let (docs, lints) = tree_attrs(cx, raw.attrs);
+/// Checks the tree, recording every mistake, and makes its model the validated one: the
+/// words' and options' values go to the model's "set by `check`" fields, and each child that
+/// passes every rule is marked [`Child::valid`].
+///
+/// The rules, checked in this order so that errors come in source order:
+///
+/// - **The invocation**:
+///   - [`crate_attr`]: the only inner attribute is `#![crate = "path"]`, given once, with a
+///     path in quotes ([`crate_path`], shared with `#[actor]`).
+///   - [`known_attrs`]: the outer attributes are doc comments and lint attributes.
+/// - **Each supervisor's header** (the root's, then each inline one's as its child is reached):
+///   - [`strategy`]: `one_for_one`, `one_for_all` or `rest_for_one` (a misspelled one gets a
+///     suggestion; `simple_one_for_one` gets its own explanation).
+///   - [`option_once`]: a setting is given at most once.
+///   - [`known_header_key`]: the keys are `intensity`, `period` and `auto_shutdown` (with a
+///     suggestion, and OTP's `MaxR`/`MaxT` names translated).
+///   - [`has_value`]: a setting has a value after `=`.
+///   - [`intensity`]: a plain whole number.
+///   - [`duration`] for `period`: a whole number with the unit `ms`, `s` or `m` (a misspelled
+///     unit gets a suggestion).
+///   - [`auto_shutdown`]: `never`, `any_significant` or `all_significant` (with a suggestion).
+///   - [`period_not_zero`]: the period is longer than zero.
+///   - [`auto_shutdown_needs_significant`]: `auto_shutdown` other than `never` has a
+///     significant child to watch.
+/// - **Each child**, in order (after the syntax errors parsing found in it):
+///   - [`unique_id`]: ids are unique within their supervisor.
+///   - [`constructor_not_closure`]: the constructor is the expression itself.
+///   - an inline supervisor's header and children, as above.
+///   - [`restart`]: `permanent`, `transient` or `temporary` (with a suggestion).
+///   - [`option_once`] and [`known_child_option`]: `shutdown`, `name` and `significant`, each
+///     at most once (with a suggestion).
+///   - [`shutdown_option`]: a duration, `brutal_kill` or `infinity` (with a suggestion).
+///   - [`register_name`]: a non-empty string, unique in the whole tree.
+///   - [`flag`]: `significant` takes no value.
+///   - [`significant_child`]: only transient and temporary children of a supervisor with
+///     `auto_shutdown` are significant.
+///
+/// What a failing rule costs: a wrong header setting is ignored (its default applies); a child
+/// with any error is left out of the generated tree.
+pub(crate) fn check(cx: &mut Ctxt, tree: &mut Tree) {
+    tree.krate = crate_attr(cx, &tree.inner);
+    known_attrs(cx, &tree.other_attrs);
     let mut names = HashMap::new();
-    Tree {
-        krate: raw.krate.unwrap_or_else(|| syn::parse_quote!(::ergo)),
-        docs,
-        lints,
-        vis: raw.vis,
-        name: raw.name,
-        spec: spec(cx, raw.spec, &mut names),
-    }
+    spec(cx, &mut tree.spec, &mut names);
 }
 
 /// Registered names seen so far in the whole tree, with the id of the child that has each.
@@ -45,47 +76,67 @@ struct Header {
     auto_shutdown_broken: bool,
 }
 
-fn spec(cx: &mut Ctxt, raw: RawSpec, names: &mut Names) -> Spec {
-    let strategy = raw
-        .strategy
+fn spec(cx: &mut Ctxt, spec: &mut Spec, names: &mut Names) {
+    if let Some(s) = spec
+        .strategy_word
         .as_ref()
         .and_then(|word| strategy(cx, word))
-        .unwrap_or(Strategy::OneForOne);
-    let header = header(cx, &raw.options);
+    {
+        spec.strategy = s;
+    }
+    let header = header(cx, &spec.options);
     period_not_zero(cx, &header);
-    auto_shutdown_needs_significant(cx, &header, &raw.children);
+    auto_shutdown_needs_significant(cx, &header, &spec.children);
     let mut ids = Vec::new();
-    let mut children = Vec::new();
-    for raw_child in raw.children {
-        unique_id(cx, &raw_child.id, &mut ids);
-        children.extend(child(cx, raw_child, &header, names));
+    for c in &mut spec.children {
+        unique_id(cx, &c.id, &mut ids);
+        child(cx, c, &header, names);
     }
-    Spec {
-        strategy,
-        intensity: header.intensity,
-        period: header.period.map(|(d, _)| d),
-        auto_shutdown: header.auto_shutdown.map(|(a, _)| a),
-        children,
+    spec.intensity = header.intensity;
+    spec.period = header.period.map(|(d, _)| d);
+    spec.auto_shutdown = header.auto_shutdown.map(|(a, _)| a);
+}
+
+/// `#![crate = "path"]`, the only inner attribute, given once.
+fn crate_attr(cx: &mut Ctxt, inner: &[syn::Attribute]) -> Option<syn::Path> {
+    let form = CrateForm {
+        before: "#![",
+        after: "]",
+    };
+    let mut krate = None;
+    for attr in inner {
+        if !attr.path().is_ident("crate") {
+            cx.error_spanned_by(
+                attr,
+                "`supervisor!` takes one inner attribute, `#![crate = \"path::to::ergo\"]`; remove this one",
+            );
+            continue;
+        }
+        let value: Option<Vec<TokenTree>> = match &attr.meta {
+            syn::Meta::NameValue(nv) => Some(nv.value.to_token_stream().into_iter().collect()),
+            _ => None,
+        };
+        let given_before = krate.is_some();
+        let Some(path) = crate_path(cx, &form, value.as_deref(), attr.to_token_stream()) else {
+            continue;
+        };
+        if given_before {
+            cx.error_spanned_by(attr, "`#![crate = ..]` is given twice; keep one");
+        } else {
+            krate = Some(path);
+        }
     }
+    krate
 }
 
 /// Doc comments and lint attributes go on the type; anything else is an error.
-fn tree_attrs(cx: &mut Ctxt, attrs: Vec<Attribute>) -> (Vec<Attribute>, Vec<Attribute>) {
-    const LINTS: &[&str] = &["allow", "expect", "warn", "deny", "forbid"];
-    let (mut docs, mut lints) = (Vec::new(), Vec::new());
-    for attr in attrs {
-        if attr.path().is_ident("doc") {
-            docs.push(attr);
-        } else if LINTS.iter().any(|l| attr.path().is_ident(l)) {
-            lints.push(attr);
-        } else {
-            cx.error_spanned_by(
-                &attr,
-                "a `supervisor!` tree takes doc comments and lint attributes (`#[allow(..)]`); remove this attribute",
-            );
-        }
+fn known_attrs(cx: &mut Ctxt, other: &[syn::Attribute]) {
+    for attr in other {
+        cx.error_spanned_by(
+            attr,
+            "a `supervisor!` tree takes doc comments and lint attributes (`#[allow(..)]`); remove this attribute",
+        );
     }
-    (docs, lints)
 }
 
 /// The strategy is one of the three words.
@@ -113,24 +164,25 @@ const HEADER_FORMS: &str =
 
 fn header(cx: &mut Ctxt, options: &[RawOption]) -> Header {
     let mut out = Header::default();
-    for opt in no_duplicate_options(cx, options, "the supervisor") {
+    for opt in option_once(cx, options, "the supervisor") {
         match opt.key.to_string().as_str() {
             "intensity" => out.intensity = intensity(cx, opt),
             "period" => {
-                out.period = value(cx, opt, "period = 5s")
+                out.period = has_value(cx, opt, "period = 5s")
                     .and_then(|v| duration(cx, "period", v).map(|d| (d, stream(v))))
             }
             "auto_shutdown" => {
                 out.auto_shutdown = auto_shutdown(cx, opt);
                 out.auto_shutdown_broken = out.auto_shutdown.is_none();
             }
-            _ => unknown_header_key(cx, opt),
+            _ => known_header_key(cx, opt),
         }
     }
     out
 }
 
-fn unknown_header_key(cx: &mut Ctxt, opt: &RawOption) {
+/// Reports a header key that is none of [`HEADER_KEYS`] (only called for those).
+fn known_header_key(cx: &mut Ctxt, opt: &RawOption) {
     let key = opt.key.to_string();
     let hint = match key.as_str() {
         "max_restarts" | "max_r" => " (OTP's `MaxR` is `intensity`)".to_owned(),
@@ -147,11 +199,7 @@ fn unknown_header_key(cx: &mut Ctxt, opt: &RawOption) {
 }
 
 /// Options are given at most once; returns the first of each key.
-fn no_duplicate_options<'o>(
-    cx: &mut Ctxt,
-    options: &'o [RawOption],
-    whose: &str,
-) -> Vec<&'o RawOption> {
+fn option_once<'o>(cx: &mut Ctxt, options: &'o [RawOption], whose: &str) -> Vec<&'o RawOption> {
     let mut seen: Vec<&RawOption> = Vec::new();
     for opt in options {
         if seen.iter().any(|s| s.key == opt.key) {
@@ -167,7 +215,7 @@ fn no_duplicate_options<'o>(
 }
 
 /// The tokens after `key =`; an error (with the form to write) when there are none.
-fn value<'o>(cx: &mut Ctxt, opt: &'o RawOption, form: &str) -> Option<&'o [TokenTree]> {
+fn has_value<'o>(cx: &mut Ctxt, opt: &'o RawOption, form: &str) -> Option<&'o [TokenTree]> {
     match &opt.value {
         Some((_, v)) if !v.is_empty() => Some(v),
         Some((eq, _)) => {
@@ -211,7 +259,7 @@ fn literal(v: &[TokenTree]) -> Option<Lit> {
 
 /// `intensity = N`: a plain whole number.
 fn intensity(cx: &mut Ctxt, opt: &RawOption) -> Option<u32> {
-    let v = value(cx, opt, "intensity = 3")?;
+    let v = has_value(cx, opt, "intensity = 3")?;
     match literal(v) {
         Some(Lit::Int(n)) if n.suffix().is_empty() => match n.base10_parse::<u32>() {
             Ok(n) => return Some(n),
@@ -275,12 +323,7 @@ fn duration(cx: &mut Ctxt, key: &str, v: &[TokenTree]) -> Option<Duration> {
             return None;
         }
         other => {
-            cx.error_spanned_by(
-                &lit,
-                format!(
-                    "unknown duration unit `{other}`; write `ms`, `s` or `m`, like `{digits}s`"
-                ),
-            );
+            unknown_unit(cx, &lit, other, digits);
             return None;
         }
     };
@@ -298,6 +341,54 @@ fn duration(cx: &mut Ctxt, key: &str, v: &[TokenTree]) -> Option<Duration> {
             None
         }
     }
+}
+
+/// Reports a duration's unknown unit, with the unit it most likely means.
+fn unknown_unit(cx: &mut Ctxt, lit: &syn::LitInt, unit: &str, digits: &str) {
+    const UNITS: &[(&str, &[&str])] = &[
+        (
+            "ms",
+            &[
+                "msec",
+                "msecs",
+                "milli",
+                "millis",
+                "millisecond",
+                "milliseconds",
+            ],
+        ),
+        ("s", &["sec", "secs", "second", "seconds"]),
+        ("m", &["min", "mins", "minute", "minutes"]),
+    ];
+    let lower = unit.to_lowercase();
+    let meant = UNITS
+        .iter()
+        .find(|(_, aliases)| aliases.contains(&lower.as_str()))
+        .map(|(u, _)| *u)
+        // Edit distance on one- and two-letter units suggests nonsense (`h` → `s`); only
+        // longer misspellings (`secnds`) get one.
+        .or_else(|| {
+            let words: Vec<&str> = UNITS.iter().flat_map(|(_, a)| a.iter().copied()).collect();
+            let word = closest(unit, &words).filter(|_| unit.len() > 2)?;
+            UNITS
+                .iter()
+                .find(|(_, a)| a.contains(&word))
+                .map(|(u, _)| *u)
+        });
+    let hours = matches!(lower.as_str(), "h" | "hr" | "hrs" | "hour" | "hours");
+    let msg = match (meant, digits.parse::<u64>()) {
+        (Some(u), _) => format!(
+            "unknown duration unit `{unit}` (did you mean `{u}`?); write `ms`, `s` or `m`, like `{digits}{u}`"
+        ),
+        (None, Ok(n)) if hours => match n.checked_mul(60) {
+            Some(minutes) => format!(
+                "unknown duration unit `{unit}`; hours are written in minutes, like `{minutes}m`"
+            ),
+            None => format!("unknown duration unit `{unit}`; write `ms`, `s` or `m`"),
+        },
+        _ => format!("unknown duration unit `{unit}`; write `ms`, `s` or `m`, like `{digits}s`"),
+    };
+    cx.error_spanned_by(lit, msg);
 }
 
 /// A zero period counts no restarts, so it would lift the limit instead of setting one.
@@ -321,7 +412,7 @@ fn period_not_zero(cx: &mut Ctxt, header: &Header) {
 
 /// `auto_shutdown = never | any_significant | all_significant`.
 fn auto_shutdown(cx: &mut Ctxt, opt: &RawOption) -> Option<(AutoShutdown, Ident)> {
-    let v = value(cx, opt, "auto_shutdown = any_significant")?;
+    let v = has_value(cx, opt, "auto_shutdown = any_significant")?;
     if let [TokenTree::Ident(word)] = v {
         let text = word.to_string();
         if let Some(a) = AutoShutdown::from_word(&text) {
@@ -345,7 +436,7 @@ fn auto_shutdown(cx: &mut Ctxt, opt: &RawOption) -> Option<(AutoShutdown, Ident)
 }
 
 /// `auto_shutdown` other than `never` needs a significant child to watch.
-fn auto_shutdown_needs_significant(cx: &mut Ctxt, header: &Header, children: &[RawChild]) {
+fn auto_shutdown_needs_significant(cx: &mut Ctxt, header: &Header, children: &[Child]) {
     let Some((auto, word)) = &header.auto_shutdown else {
         return;
     };
@@ -379,43 +470,29 @@ fn unique_id(cx: &mut Ctxt, id: &Ident, seen: &mut Vec<String>) {
     }
 }
 
-fn child(cx: &mut Ctxt, raw: RawChild, header: &Header, names: &mut Names) -> Option<Child> {
+fn child(cx: &mut Ctxt, c: &mut Child, header: &Header, names: &mut Names) {
     let errors = cx.error_count();
-    cx.append(raw.errors);
-    let id = raw.id.unraw().to_string();
-    let start = raw.start.map(|start| match start {
-        RawStart::Expr(e) => {
-            constructor_not_closure(cx, &id, &e);
-            Start::Expr(e)
-        }
-        RawStart::Inline(s) => Start::Inline(spec(cx, s, names)),
-    });
-    let restart = raw.restart.as_ref().and_then(|word| restart(cx, word));
-    let (mut shutdown, mut name, mut significant) = (None, None, None);
+    cx.append(std::mem::take(&mut c.parse_errors));
+    let id = c.id();
+    match &mut c.start {
+        Some(Start::Expr(e)) => constructor_not_closure(cx, &id, e),
+        Some(Start::Inline(s)) => spec(cx, s, names),
+        None => {}
+    }
+    c.restart = c.restart_word.as_ref().and_then(|word| restart(cx, word));
     let whose = format!("child `{id}`");
-    for opt in no_duplicate_options(cx, &raw.options, &whose) {
+    for opt in option_once(cx, &c.options, &whose) {
         match opt.key.to_string().as_str() {
-            "shutdown" => shutdown = shutdown_option(cx, opt),
-            "name" => name = register_name(cx, opt, &id, names),
-            "significant" => significant = flag(cx, opt),
-            _ => unknown_child_option(cx, opt),
+            "shutdown" => c.shutdown = shutdown_option(cx, opt),
+            "name" => c.name = register_name(cx, opt, &id, names),
+            "significant" => c.significant = flag(cx, opt),
+            _ => known_child_option(cx, opt),
         }
     }
-    if let (Some(at), Some(restart)) = (significant, restart) {
+    if let (Some(at), Some(restart)) = (c.significant, c.restart) {
         significant_child(cx, at, restart, header);
     }
-    if cx.error_count() > errors {
-        return None;
-    }
-    Some(Child {
-        id,
-        id_span: raw.id.span(),
-        start: start?,
-        restart: restart?,
-        shutdown,
-        name,
-        significant: significant.is_some(),
-    })
+    c.valid = cx.error_count() == errors && c.start.is_some() && c.restart.is_some();
 }
 
 /// The constructor is the expression itself; the macro runs it in a closure at every start.
@@ -452,7 +529,8 @@ const CHILD_KEYS: &[&str] = &["shutdown", "name", "significant"];
 const CHILD_FORMS: &str =
     "`shutdown = 5s | brutal_kill | infinity`, `name = \"..\"` or `significant`";
 
-fn unknown_child_option(cx: &mut Ctxt, opt: &RawOption) {
+/// Reports a child option that is none of [`CHILD_KEYS`] (only called for those).
+fn known_child_option(cx: &mut Ctxt, opt: &RawOption) {
     let key = opt.key.to_string();
     let msg = if key == "restart" || Restart::from_word(&key).is_some() {
         "a child has one restart type, written right after `=>`: `id: MyActor::new() => transient`"
@@ -460,6 +538,12 @@ fn unknown_child_option(cx: &mut Ctxt, opt: &RawOption) {
     } else {
         let hint = match key.as_str() {
             "register" => " (a child is registered with `name = \"..\"`)".to_owned(),
+            "timeout" | "shutdown_timeout" => {
+                " (the time a child gets to stop is `shutdown = ..`)".to_owned()
+            }
+            "intensity" | "period" | "auto_shutdown" => format!(
+                " (`{key}` is a supervisor setting, written in the header after the strategy)"
+            ),
             _ => did_you_mean(&key, CHILD_KEYS),
         };
         format!("unknown child option `{key}`{hint}; expected {CHILD_FORMS}")
@@ -469,7 +553,7 @@ fn unknown_child_option(cx: &mut Ctxt, opt: &RawOption) {
 
 /// `shutdown = <duration> | brutal_kill | infinity`.
 fn shutdown_option(cx: &mut Ctxt, opt: &RawOption) -> Option<Shutdown> {
-    let v = value(cx, opt, "shutdown = 5s")?;
+    let v = has_value(cx, opt, "shutdown = 5s")?;
     if let [TokenTree::Ident(word)] = v {
         return match word.to_string().as_str() {
             "brutal_kill" => Some(Shutdown::BrutalKill),
@@ -491,7 +575,7 @@ fn shutdown_option(cx: &mut Ctxt, opt: &RawOption) -> Option<Shutdown> {
 
 /// `name = ".."`: a non-empty string, unique in the whole tree (names are node-wide).
 fn register_name(cx: &mut Ctxt, opt: &RawOption, id: &str, names: &mut Names) -> Option<LitStr> {
-    let v = value(cx, opt, "name = \"cache\"")?;
+    let v = has_value(cx, opt, "name = \"cache\"")?;
     let s = match (literal(v), v) {
         (Some(Lit::Str(s)), _) => s,
         (_, [TokenTree::Ident(word)]) => {
@@ -547,51 +631,4 @@ fn significant_child(cx: &mut Ctxt, at: Span, restart: Restart, header: &Header)
             "`significant` needs `auto_shutdown = any_significant` or `auto_shutdown = all_significant` in the supervisor's header, as OTP rejects significant children under `auto_shutdown = never`",
         ));
     }
-}
-
-/// ` (did you mean `x`?)` when `word` is close to one of `candidates`.
-fn did_you_mean(word: &str, candidates: &[&str]) -> String {
-    let norm = |s: &str| s.to_lowercase().replace('_', "");
-    let word_n = norm(word);
-    candidates
-        .iter()
-        .map(|c| (c, edit_distance(&word_n, &norm(c))))
-        .filter(|&(_, d)| d <= 2.max(word_n.len() / 4))
-        .min_by_key(|&(_, d)| d)
-        .map_or_else(String::new, |(c, _)| format!(" (did you mean `{c}`?)"))
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == cb {
-                prev
-            } else {
-                1 + prev.min(cur).min(row[j])
-            };
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
-fn stream(tokens: &[TokenTree]) -> TokenStream {
-    tokens.iter().cloned().collect()
-}
-
-/// Tokens as the user would write them (no spaces around `::` and the like).
-fn tokens_str(tokens: TokenStream) -> String {
-    tokens
-        .to_string()
-        .replace(" :: ", "::")
-        .replace(":: ", "::")
-        .replace(" (", "(")
-        .replace("( ", "(")
-        .replace(" )", ")")
-        .replace(" .", ".")
 }

@@ -1,8 +1,9 @@
 //! Expansion: a newtype around `Supervisor` whose `new()` builds the tree, plus the impls that
-//! make it an actor (`HostsSupervisor` and the runtime's `__supervisor_actor!`).
+//! make it an actor (`HostsSupervisor` and the runtime's `__supervisor_actor!`), written from
+//! the checked model. No rule is checked here.
 //!
-//! Generated code names only absolute paths (`::ergo::…` or the `#![crate = "…"]` override, and
-//! `::core::…`). Each child goes through a hidden `__ergo_child` function whose bound carries a
+//! Generated code names only absolute paths (`::ergo::__private::…` or the `#![crate = "…"]`
+//! override's, and `::core::…`). Each child goes through a hidden `__ergo_child` function whose bound carries a
 //! `#[diagnostic::on_unimplemented]` note and whose call is spanned on the user's constructor,
 //! so a constructor that is not an actor is one error, on it, that says what to do.
 
@@ -12,14 +13,14 @@ use quote::{quote, quote_spanned, ToTokens};
 use super::model::{Child, Shutdown, Spec, Start, Tree};
 
 pub(crate) fn generate(tree: &Tree) -> TokenStream {
-    let krate = &tree.krate;
-    let sup = quote!(#krate::supervisor);
+    let krate = tree.krate();
+    let p = quote!(#krate::__private);
     let name = &tree.name;
     let vis = &tree.vis;
     let name_str = syn::ext::IdentExt::unraw(name).to_string();
     let docs = docs(tree, &name_str);
     let lints = &tree.lints;
-    let build = build(&tree.spec, &sup);
+    let build = build(&tree.spec, &p);
     // The note "required by this bound" points at the tree's name, not the whole invocation.
     let child_bound = quote_spanned!(name.span()=> __ErgoChildActor);
     let not_an_actor =
@@ -28,7 +29,7 @@ pub(crate) fn generate(tree: &Tree) -> TokenStream {
         #(#docs)*
         #(#lints)*
         #[allow(unreachable_pub)]
-        #vis struct #name(#sup::Supervisor);
+        #vis struct #name(#p::Supervisor);
 
         const _: () = {
             #[diagnostic::on_unimplemented(
@@ -37,12 +38,13 @@ pub(crate) fn generate(tree: &Tree) -> TokenStream {
                 note = "make `{Self}` an actor with `#[actor]` on its `impl` block, or declare it with `supervisor!`"
             )]
             trait __ErgoChildActor {
-                type Actor: #krate::Actor;
+                type Actor: #p::Actor;
                 fn into_actor(self) -> Self::Actor;
             }
 
             #[diagnostic::do_not_recommend]
-            impl<A: #krate::Actor> __ErgoChildActor for A {
+            #[automatically_derived]
+            impl<A: #p::Actor> __ErgoChildActor for A {
                 type Actor = A;
                 fn into_actor(self) -> A {
                     self
@@ -51,12 +53,12 @@ pub(crate) fn generate(tree: &Tree) -> TokenStream {
 
             /// `ChildSpec::new`, with the bound checked on the user's constructor.
             #[allow(dead_code)]
-            fn __ergo_child<A, F>(id: &'static str, mut make: F) -> #sup::ChildSpec
+            fn __ergo_child<A, F>(id: &'static str, mut make: F) -> #p::ChildSpec
             where
                 A: #child_bound,
                 F: ::core::ops::FnMut() -> A + ::core::marker::Send + 'static,
             {
-                #sup::ChildSpec::new(id, move || __ErgoChildActor::into_actor(make()))
+                #p::ChildSpec::new(id, move || __ErgoChildActor::into_actor(make()))
             }
 
             impl #name {
@@ -69,25 +71,28 @@ pub(crate) fn generate(tree: &Tree) -> TokenStream {
                 }
             }
 
+            #[automatically_derived]
             impl ::core::default::Default for #name {
                 fn default() -> Self {
                     Self::new()
                 }
             }
 
+            #[automatically_derived]
             impl ::core::fmt::Debug for #name {
                 fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                     f.debug_tuple(#name_str).field(&self.0).finish()
                 }
             }
 
-            impl #sup::HostsSupervisor for #name {
-                fn supervisor_mut(&mut self) -> &mut #sup::Supervisor {
+            #[automatically_derived]
+            impl #p::HostsSupervisor for #name {
+                fn supervisor_mut(&mut self) -> &mut #p::Supervisor {
                     &mut self.0
                 }
             }
 
-            #krate::__supervisor_actor!(#name, #name_str);
+            #p::supervisor_actor!(#name, #name_str);
         };
     }
 }
@@ -113,12 +118,13 @@ fn docs(tree: &Tree, name: &str) -> Vec<TokenStream> {
 
 fn child_lines(spec: &Spec, depth: usize, lines: &mut Vec<String>) {
     let indent = "  ".repeat(depth);
-    for child in &spec.children {
-        let mut line = format!(" {indent}- `{}`: {}", child.id, child.restart.word());
+    for child in spec.valid_children() {
+        let restart = child.restart.expect("a valid child has a restart type");
+        let mut line = format!(" {indent}- `{}`: {}", child.id(), restart.word());
         if let Some(name) = &child.name {
             line.push_str(&format!(", registered as \"{}\"", name.value()));
         }
-        if child.significant {
+        if child.significant.is_some() {
             line.push_str(", significant");
         }
         match &child.shutdown {
@@ -128,12 +134,12 @@ fn child_lines(spec: &Spec, depth: usize, lines: &mut Vec<String>) {
             None => {}
         }
         match &child.start {
-            Start::Expr(_) => lines.push(line),
-            Start::Inline(inner) => {
+            Some(Start::Inline(inner)) => {
                 line.push_str(&format!(", a supervisor: {}", header_text(inner)));
                 lines.push(line);
                 child_lines(inner, depth + 1, lines);
             }
+            _ => lines.push(line),
         }
     }
 }
@@ -150,7 +156,7 @@ fn header_text(spec: &Spec) -> String {
     if let Some(auto) = spec.auto_shutdown {
         text.push_str(&format!(", `auto_shutdown = {}`", auto.word()));
     }
-    text.push_str(if spec.children.is_empty() {
+    text.push_str(if spec.valid_children().next().is_none() {
         ", no children."
     } else {
         ":"
@@ -159,7 +165,7 @@ fn header_text(spec: &Spec) -> String {
 }
 
 /// `Supervisor::new(..)` with the header's settings and one `.child(..)` per child.
-fn build(spec: &Spec, sup: &TokenStream) -> TokenStream {
+fn build(spec: &Spec, p: &TokenStream) -> TokenStream {
     let strategy = spec.strategy.variant();
     let intensity = (spec.intensity.is_some() || spec.period.is_some()).then(|| {
         let n = Literal::u32_unsuffixed(spec.intensity.unwrap_or(1));
@@ -168,20 +174,20 @@ fn build(spec: &Spec, sup: &TokenStream) -> TokenStream {
     });
     let auto_shutdown = spec.auto_shutdown.map(|a| {
         let variant = a.variant();
-        quote!(.auto_shutdown(#sup::AutoShutdown::#variant))
+        quote!(.auto_shutdown(#p::AutoShutdown::#variant))
     });
-    let children = spec.children.iter().map(|c| child(c, sup));
+    let children = spec.valid_children().map(|c| child(c, p));
     quote! {
-        #sup::Supervisor::new(#sup::Strategy::#strategy)
+        #p::Supervisor::new(#p::Strategy::#strategy)
             #intensity
             #auto_shutdown
             #(.child(#children))*
     }
 }
 
-fn child(c: &Child, sup: &TokenStream) -> TokenStream {
-    let id = syn::LitStr::new(&c.id, c.id_span);
-    let make = match &c.start {
+fn child(c: &Child, p: &TokenStream) -> TokenStream {
+    let id = syn::LitStr::new(&c.id(), c.id.span());
+    let make = match c.start.as_ref().expect("a valid child has a constructor") {
         Start::Expr(e) => {
             // The call is spanned from the constructor's first token to its last, so a
             // constructor that is not an actor is reported on exactly it.
@@ -193,11 +199,14 @@ fn child(c: &Child, sup: &TokenStream) -> TokenStream {
             quote_spanned!(first=> __ergo_child #args)
         }
         Start::Inline(spec) => {
-            let inner = build(spec, sup);
+            let inner = build(spec, p);
             quote!(__ergo_child(#id, move || #inner))
         }
     };
-    let restart = c.restart.variant();
+    let restart = c
+        .restart
+        .expect("a valid child has a restart type")
+        .variant();
     let shutdown = c.shutdown.as_ref().map(|s| {
         let s = match s {
             Shutdown::Timeout(d) => {
@@ -207,13 +216,13 @@ fn child(c: &Child, sup: &TokenStream) -> TokenStream {
             Shutdown::BrutalKill => quote!(BrutalKill),
             Shutdown::Infinity => quote!(Infinity),
         };
-        quote!(.shutdown(#sup::Shutdown::#s))
+        quote!(.shutdown(#p::Shutdown::#s))
     });
     let register = c.name.as_ref().map(|n| quote!(.register(#n)));
-    let significant = c.significant.then(|| quote!(.significant(true)));
+    let significant = c.significant.map(|_| quote!(.significant(true)));
     quote! {
         #make
-            .restart(#sup::Restart::#restart)
+            .restart(#p::Restart::#restart)
             #shutdown
             #register
             #significant

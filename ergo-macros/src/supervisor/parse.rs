@@ -7,16 +7,19 @@
 //! comma, its constructor runs to the first top-level `=>`, and its restart type and options
 //! are the comma-separated pieces after it.
 
-use proc_macro2::{Delimiter, Ident, Punct, Spacing, Span, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Ident, Spacing, Span, TokenStream, TokenTree};
 use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Expr, Visibility};
 
-use crate::ctxt::Ctxt;
+use crate::internals::option::{
+    is_fat_arrow, is_punct, parse_pieces, split_commas, stream, RawOption,
+};
+use crate::internals::Ctxt;
 
 /// The whole invocation, once its type name has parsed.
 pub(crate) struct RawTree {
-    /// `#![crate = "path"]`.
-    pub(crate) krate: Option<syn::Path>,
+    /// The inner attributes (`#![crate = "path"]`).
+    pub(crate) inner: Vec<Attribute>,
     /// The outer attributes (doc comments) before the name.
     pub(crate) attrs: Vec<Attribute>,
     pub(crate) vis: Visibility,
@@ -31,13 +34,6 @@ pub(crate) struct RawSpec {
     pub(crate) strategy: Option<Ident>,
     pub(crate) options: Vec<RawOption>,
     pub(crate) children: Vec<RawChild>,
-}
-
-/// `key` or `key = value` (a header option or a child option).
-pub(crate) struct RawOption {
-    pub(crate) key: Ident,
-    /// The `=` and the value's tokens (maybe none), or `None` for a bare `key`.
-    pub(crate) value: Option<(Punct, Vec<TokenTree>)>,
 }
 
 /// `id: <constructor> => <restart>, <options>`, with whatever of it parsed.
@@ -95,7 +91,6 @@ pub(crate) fn tree(cx: &mut Ctxt, input: TokenStream) -> Option<RawTree> {
             return None;
         }
     };
-    let krate = crate_attr(cx, inner);
     let tokens: Vec<TokenTree> = rest.into_iter().collect();
     let spec = if is_single_colon(&tokens, 0) {
         let (spec, rest) = spec(cx, &tokens[1..], tokens[0].span());
@@ -119,54 +114,12 @@ pub(crate) fn tree(cx: &mut Ctxt, input: TokenStream) -> Option<RawTree> {
         RawSpec::default()
     };
     Some(RawTree {
-        krate,
+        inner,
         attrs,
         vis,
         name,
         spec,
     })
-}
-
-/// `#![crate = "path"]`, the only inner attribute.
-fn crate_attr(cx: &mut Ctxt, inner: Vec<Attribute>) -> Option<syn::Path> {
-    let mut krate = None;
-    for attr in inner {
-        if !attr.path().is_ident("crate") {
-            cx.error_spanned_by(
-                &attr,
-                "`supervisor!` takes one inner attribute, `#![crate = \"path::to::ergo\"]`; remove this one",
-            );
-            continue;
-        }
-        let path = match &attr.meta {
-            syn::Meta::NameValue(syn::MetaNameValue {
-                value:
-                    Expr::Lit(syn::ExprLit {
-                        lit: syn::Lit::Str(s),
-                        ..
-                    }),
-                ..
-            }) => s.parse::<syn::Path>().map_err(|_| s.clone()),
-            _ => {
-                cx.error_spanned_by(
-                    &attr,
-                    "`crate` takes a path in quotes: `#![crate = \"::my_reexport::ergo\"]`",
-                );
-                continue;
-            }
-        };
-        match path {
-            Ok(_) if krate.is_some() => {
-                cx.error_spanned_by(&attr, "`#![crate = ..]` is given twice; keep one")
-            }
-            Ok(path) => krate = Some(path),
-            Err(s) => cx.error_spanned_by(
-                s,
-                "`crate` takes a path in quotes: `#![crate = \"::my_reexport::ergo\"]`",
-            ),
-        }
-    }
-    krate
 }
 
 /// A supervisor after its name (or a child's `id:`): `strategy, options { children }`. Returns
@@ -189,7 +142,7 @@ fn spec<'t>(cx: &mut Ctxt, tokens: &'t [TokenTree], after: Span) -> (RawSpec, &'
             format!("expected a strategy after `:`: {STRATEGIES}"),
         )),
     }
-    out.options = options(
+    out.options = parse_pieces(
         cx,
         &pieces[1..],
         "a supervisor option: `intensity = N`, `period = 5s` or `auto_shutdown = ..`",
@@ -210,45 +163,6 @@ fn spec<'t>(cx: &mut Ctxt, tokens: &'t [TokenTree], after: Span) -> (RawSpec, &'
     };
     out.children = children(cx, body.stream());
     (out, &tokens[body_at + 1..])
-}
-
-/// The comma-separated options after a header's strategy or a child's restart type.
-fn options(
-    cx: &mut Ctxt,
-    pieces: &[(&[TokenTree], Option<&TokenTree>)],
-    what: &str,
-) -> Vec<RawOption> {
-    let mut out = Vec::new();
-    for (i, (piece, comma)) in pieces.iter().enumerate() {
-        let Some(first) = piece.first() else {
-            // A trailing comma is fine; two commas in a row are not.
-            if i + 1 < pieces.len() {
-                if let Some(comma) = comma {
-                    cx.error_spanned_by(comma, "unexpected `,`; remove it");
-                }
-            }
-            continue;
-        };
-        let TokenTree::Ident(key) = first else {
-            cx.error_spanned_by(first, format!("expected {what}"));
-            continue;
-        };
-        let value = match piece.get(1) {
-            None => None,
-            Some(TokenTree::Punct(eq)) if eq.as_char() == '=' && !is_fat_arrow(piece, 1) => {
-                Some((eq.clone(), piece[2..].to_vec()))
-            }
-            Some(other) => {
-                cx.error_spanned_by(other, format!("expected `=` or `,` after `{key}`"));
-                continue;
-            }
-        };
-        out.push(RawOption {
-            key: key.clone(),
-            value,
-        });
-    }
-    out
 }
 
 /// The children inside a supervisor's braces.
@@ -418,7 +332,7 @@ fn child(cx: &mut Ctxt, tokens: &[TokenTree]) -> Option<RawChild> {
             );
         }
     }
-    out.options = options(
+    out.options = parse_pieces(
         cx,
         &pieces[1..],
         "a child option: `shutdown = ..`, `name = \"..\"` or `significant` (or the next child, `id: ..`)",
@@ -455,28 +369,6 @@ fn child_starts_at(tokens: &[TokenTree], mut i: usize) -> bool {
     matches!(tokens.get(i), Some(TokenTree::Ident(_))) && is_single_colon(tokens, i + 1)
 }
 
-/// Splits at every comma, keeping each piece's comma. Always returns at least one piece.
-fn split_commas(tokens: &[TokenTree]) -> Vec<(&[TokenTree], Option<&TokenTree>)> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for (i, t) in tokens.iter().enumerate() {
-        if is_comma(t) {
-            out.push((&tokens[start..i], Some(t)));
-            start = i + 1;
-        }
-    }
-    out.push((&tokens[start..], None));
-    out
-}
-
-fn stream(tokens: &[TokenTree]) -> TokenStream {
-    tokens.iter().cloned().collect()
-}
-
-fn is_punct(t: Option<&TokenTree>, ch: char) -> bool {
-    matches!(t, Some(TokenTree::Punct(p)) if p.as_char() == ch)
-}
-
 fn is_comma(t: &TokenTree) -> bool {
     is_punct(Some(t), ',')
 }
@@ -494,10 +386,4 @@ fn is_single_colon(tokens: &[TokenTree], i: usize) -> bool {
     let joint_colon = |t: &TokenTree| matches!(t, TokenTree::Punct(p) if p.as_char() == ':' && p.spacing() == Spacing::Joint);
     matches!(tokens.get(i), Some(TokenTree::Punct(p)) if p.as_char() == ':' && p.spacing() == Spacing::Alone)
         && !(i > 0 && joint_colon(&tokens[i - 1]))
-}
-
-/// `=>` at `i`.
-fn is_fat_arrow(tokens: &[TokenTree], i: usize) -> bool {
-    matches!(tokens.get(i), Some(TokenTree::Punct(p)) if p.as_char() == '=' && p.spacing() == Spacing::Joint)
-        && is_punct(tokens.get(i + 1), '>')
 }

@@ -1,68 +1,64 @@
-//! Expansion: the message enum, the `Actor` impl and the `…Api` trait on `ActorRef`.
+//! Expansion: the message enum, the `Actor` impl and the `…Api` trait on `ActorRef`, written
+//! from the checked model. No rule is checked here.
 //!
 //! Generated code names only absolute paths (`::ergo::__private::…` or the `crate = "…"`
-//! override, and `::core::…`).
+//! override's, and `::core::…`).
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned, ToTokens};
-use syn::ItemImpl;
+use syn::{Ident, ReturnType};
 
-use crate::check;
-use crate::ctxt::Ctxt;
-use crate::model::{Actor, Arg, Handler, Hook, Param};
-use crate::parse;
+use super::model::{Actor, Arg, Method, Param, Role, Target};
 
-pub(crate) fn actor(args: TokenStream, input: TokenStream) -> TokenStream {
-    let mut cx = Ctxt::default();
-    let args = parse::actor_args(&mut cx, args);
-    let mut item: ItemImpl = match syn::parse2(input.clone()) {
-        Ok(item) => item,
-        Err(_) => {
-            let err = not_an_impl(&input);
-            let mut out = input;
-            out.extend(err.to_compile_error());
-            return out;
+/// The user's item (without our attributes) and, when the model allows it, the actor.
+pub(crate) fn actor(a: &Actor) -> TokenStream {
+    match &a.target {
+        Target::NotImpl(not) => not.tokens.clone(),
+        Target::Impl(item) => {
+            let generated = a
+                .type_ident()
+                .filter(|_| a.generates)
+                .map(|name| generate(a, name));
+            quote! { #item #generated }
         }
-    };
-    // The model keeps every valid part even when some are wrong, so the actor is still
-    // generated from them and only the real mistakes are reported, next to the user's
-    // (stripped) impl.
-    let generated = check::actor(&mut cx, args, &mut item).map(|model| generate(&model));
-    let errors = cx.into_compile_errors();
-    quote! { #item #generated #errors }
+    }
 }
 
-/// `#[actor]` on something other than an `impl` block: the error names that item's keyword.
-fn not_an_impl(input: &TokenStream) -> syn::Error {
-    let (what, tokens, name) = match syn::parse2::<syn::Item>(input.clone()) {
-        Ok(syn::Item::Struct(s)) => {
-            let (kw, ident) = (s.struct_token, s.ident);
-            ("a struct", quote!(#kw #ident), Some(ident))
-        }
-        Ok(syn::Item::Enum(e)) => {
-            let (kw, ident) = (e.enum_token, e.ident);
-            ("an enum", quote!(#kw #ident), Some(ident))
-        }
-        Ok(syn::Item::Trait(t)) => {
-            let (kw, ident) = (t.trait_token, t.ident);
-            ("a trait", quote!(#kw #ident), None)
-        }
-        Ok(syn::Item::Fn(f)) => {
-            let (kw, ident) = (f.sig.fn_token, f.sig.ident);
-            ("a function", quote!(#kw #ident), None)
-        }
-        _ => ("this item", input.clone(), None),
-    };
-    let name = name.map_or_else(|| "MyActor".to_owned(), |n| n.to_string());
-    syn::Error::new_spanned(
-        tokens,
-        format!(
-            "`#[actor]` goes on an `impl` block, not on {what}; write `#[actor] impl {name} {{ ... }}`"
-        ),
-    )
+/// What generation reads from the model, with the defaults applied.
+struct Gen<'m> {
+    krate: syn::Path,
+    self_ty: &'m syn::Type,
+    name: &'m Ident,
+    msg: Ident,
+    api: Ident,
+    remote: bool,
+    mailbox: Option<&'m syn::LitInt>,
+    handlers: Vec<&'m Method>,
+    init: Option<&'m Method>,
+    terminate: Option<&'m Method>,
+    on_exit: Option<&'m Method>,
+    on_down: Option<&'m Method>,
 }
 
-fn generate(a: &Actor) -> TokenStream {
+fn generate(actor: &Actor, name: &Ident) -> TokenStream {
+    let self_ty = match &actor.target {
+        Target::Impl(item) => &*item.self_ty,
+        Target::NotImpl(_) => unreachable!("only impl blocks generate an actor"),
+    };
+    let a = &Gen {
+        krate: actor.krate(),
+        self_ty,
+        name,
+        msg: actor.msg(name),
+        api: actor.api(name),
+        remote: actor.settings.remote,
+        mailbox: actor.settings.mailbox.as_ref(),
+        handlers: actor.handlers().collect(),
+        init: actor.hook(Role::Init),
+        terminate: actor.hook(Role::Terminate),
+        on_exit: actor.hook(Role::OnExit),
+        on_down: actor.hook(Role::OnDown),
+    };
     let krate = &a.krate;
     let p = quote!(#krate::__private);
     let self_ty = &a.self_ty;
@@ -139,7 +135,10 @@ fn generate(a: &Actor) -> TokenStream {
         // The converted value is spanned on the declared return type, so a wrong one is
         // reported there. (Only the value: a path spanned on user code would be linted as
         // user code.)
-        let out = syn::Ident::new("__out", h.output.as_ref().map_or(h.span, ty_span));
+        let out = syn::Ident::new("__out", match &h.sig.output {
+            ReturnType::Type(_, ty) => ty_span(ty),
+            ReturnType::Default => h.span(),
+        });
         quote! {
             const HAS_INIT: bool = true;
             async fn init(&mut self, __ctx: &mut #p::Ctx<Self>) -> ::core::result::Result<(), #p::ExitReason> {
@@ -184,6 +183,7 @@ fn generate(a: &Actor) -> TokenStream {
         #remote_checks
 
         const _: () = {
+            #[automatically_derived]
             impl ::core::fmt::Debug for #msg {
                 fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                     #[allow(unreachable_code)]
@@ -193,6 +193,7 @@ fn generate(a: &Actor) -> TokenStream {
                 }
             }
 
+            #[automatically_derived]
             impl #p::Actor for #self_ty {
                 type Msg = #msg;
                 const NAME: &'static str = #name_str;
@@ -215,6 +216,7 @@ fn generate(a: &Actor) -> TokenStream {
             #remote_impls
 
             #lints
+            #[automatically_derived]
             impl #api for #p::ActorRef<#self_ty> {
                 #(#api_impls)*
             }
@@ -223,18 +225,18 @@ fn generate(a: &Actor) -> TokenStream {
 }
 
 /// The reply types of the calls (a stub's variant carries none).
-fn reply_types(a: &Actor) -> impl Iterator<Item = &syn::Type> {
+fn reply_types<'a, 'm>(a: &'a Gen<'m>) -> impl Iterator<Item = &'m syn::Type> + 'a {
     a.handlers
         .iter()
-        .filter(|h| !h.stub)
-        .filter_map(|h| h.reply.as_ref())
+        .filter(|h| !h.is_stub())
+        .filter_map(|h| h.output.as_ref())
 }
 
 /// `RemoteActor` and the transport's functions for a remote actor's message enum. The impl of
 /// `RemoteMessage` carries the same per-type bounds as the serde derive: when a type is not
 /// serializable it simply does not apply (the actor then has no remote table) and the only
 /// error is `assert_remote_arg`'s.
-fn remote_impls(a: &Actor, p: &TokenStream) -> TokenStream {
+fn remote_impls(a: &Gen<'_>, p: &TokenStream) -> TokenStream {
     let msg = &a.msg;
     let self_ty = &a.self_ty;
     let bounds = carried_args(a)
@@ -246,13 +248,15 @@ fn remote_impls(a: &Actor, p: &TokenStream) -> TokenStream {
     let calls: Vec<_> = a
         .handlers
         .iter()
-        .filter(|h| !h.stub && h.reply.is_some())
+        .filter(|h| !h.is_stub() && h.output.is_some())
         .map(|h| &h.variant)
         .collect();
     quote! {
+        #[automatically_derived]
         impl #p::RemoteActor for #self_ty {}
 
         #[allow(unreachable_patterns, clippy::all)]
+        #[automatically_derived]
         impl #p::RemoteMessage for #msg where #(#bounds)* {
             fn remote_vtable() -> #p::RemoteVTable<Self> {
                 #p::RemoteVTable::new(
@@ -271,10 +275,10 @@ fn remote_impls(a: &Actor, p: &TokenStream) -> TokenStream {
 }
 
 /// The arguments the messages carry (a stub's variant carries none).
-fn carried_args(a: &Actor) -> impl Iterator<Item = &Arg> {
+fn carried_args<'a, 'm>(a: &'a Gen<'m>) -> impl Iterator<Item = &'m Arg> + 'a {
     a.handlers
         .iter()
-        .filter(|h| !h.stub)
+        .filter(|h| !h.is_stub())
         .flat_map(|h| h.args.iter())
 }
 
@@ -287,23 +291,23 @@ fn path_str(path: &syn::Path) -> String {
     path.to_token_stream().to_string().replace(' ', "")
 }
 
-fn variant(a: &Actor, h: &Handler, p: &TokenStream) -> TokenStream {
+fn variant(a: &Gen<'_>, h: &Method, p: &TokenStream) -> TokenStream {
     let v = &h.variant;
     // On the wire a remote message names its variant and fields (serde's default, kept on
     // purpose): a node whose message enum differs (handlers reordered or renamed) fails to
     // decode it, with a logged error, instead of running the wrong handler.
     let docs = if h.docs.is_empty() {
-        let text = format!(" Message of [`{}::{}`].", a.name, h.method);
+        let text = format!(" Message of [`{}::{}`].", a.name, h.sig.ident);
         vec![quote!(#[doc = #text])]
     } else {
         h.docs.iter().map(|d| quote!(#[doc = #d])).collect()
     };
-    let fields = h.args.iter().filter(|_| !h.stub).map(|arg| {
+    let fields = h.args.iter().filter(|_| !h.is_stub()).map(|arg| {
         let (n, ty) = (&arg.name, &arg.ty);
-        let doc = format!(" Argument `{n}` of `{}`.", h.method);
+        let doc = format!(" Argument `{n}` of `{}`.", h.sig.ident);
         quote!(#[doc = #doc] #n: #ty,)
     });
-    let reply = h.reply.as_ref().filter(|_| !h.stub).map(|r| {
+    let reply = h.output.as_ref().filter(|_| !h.is_stub()).map(|r| {
         let skip = a.remote.then(|| quote!(#[serde(skip)]));
         quote! {
             #[doc = " Where the reply goes."]
@@ -317,7 +321,7 @@ fn variant(a: &Actor, h: &Handler, p: &TokenStream) -> TokenStream {
     }
 }
 
-fn call_args(h: &Handler) -> Vec<TokenStream> {
+fn call_args(h: &Method) -> Vec<TokenStream> {
     h.params
         .iter()
         .map(|param| match param {
@@ -330,22 +334,22 @@ fn call_args(h: &Handler) -> Vec<TokenStream> {
         .collect()
 }
 
-fn dispatch_arm(a: &Actor, h: &Handler) -> TokenStream {
+fn dispatch_arm(a: &Gen<'_>, h: &Method) -> TokenStream {
     let msg = &a.msg;
     let v = &h.variant;
-    if h.stub {
+    if h.is_stub() {
         // The method has an error, already reported; this arm never runs.
         return quote! {
             #msg::#v { .. } => ::core::unreachable!(),
         };
     }
-    let method = &h.method;
+    let method = &h.sig.ident;
     let self_ty = &a.self_ty;
     let names = h.args.iter().map(|arg| &arg.name);
     let args = call_args(h);
-    let dot_await = h.is_async.then(|| quote!(.await));
+    let dot_await = h.is_async().then(|| quote!(.await));
     let call = quote!(<#self_ty>::#method(self, #(#args),*) #dot_await);
-    match &h.reply {
+    match &h.output {
         None => quote! {
             #msg::#v { #(#names),* } => { #call; }
         },
@@ -360,8 +364,8 @@ fn dispatch_arm(a: &Actor, h: &Handler) -> TokenStream {
 
 /// Calls a hook. Each runtime-provided value is spanned on the user's parameter type, so a
 /// wrong type is reported on it.
-fn hook_call(self_ty: &syn::Type, h: &Hook, provided: &[&str]) -> TokenStream {
-    let method = &h.method;
+fn hook_call(self_ty: &syn::Type, h: &Method, provided: &[&str]) -> TokenStream {
+    let method = &h.sig.ident;
     let args = h.params.iter().map(|param| match param {
         Param::Ctx => quote!(__ctx),
         Param::Arg(i) => {
@@ -369,15 +373,15 @@ fn hook_call(self_ty: &syn::Type, h: &Hook, provided: &[&str]) -> TokenStream {
             quote!(#value)
         }
     });
-    let dot_await = h.is_async.then(|| quote!(.await));
-    quote_spanned! {h.span=> <#self_ty>::#method(self, #(#args),*) #dot_await }
+    let dot_await = h.is_async().then(|| quote!(.await));
+    quote_spanned! {h.span()=> <#self_ty>::#method(self, #(#args),*) #dot_await }
 }
 
-fn api_method(a: &Actor, h: &Handler, p: &TokenStream, with_body: bool) -> TokenStream {
+fn api_method(a: &Gen<'_>, h: &Method, p: &TokenStream, with_body: bool) -> TokenStream {
     let msg = &a.msg;
     let self_ty = &a.self_ty;
     let v = &h.variant;
-    let method = &h.method;
+    let method = &h.sig.ident;
     let params = h.args.iter().map(|arg| {
         let (n, ty) = (&arg.name, &arg.ty);
         quote!(#n: #ty)
@@ -386,28 +390,28 @@ fn api_method(a: &Actor, h: &Handler, p: &TokenStream, with_body: bool) -> Token
     let docs = if with_body {
         Vec::new()
     } else if h.docs.is_empty() {
-        let text = match &h.reply {
+        let text = match &h.output {
             None => format!(
                 " Sends `{}` without waiting for a reply (a cast); fails with the message handed back if the process has ended.",
-                h.method
+                h.sig.ident
             ),
             Some(_) => format!(
                 " Calls `{}` and waits for its reply, with the node's default timeout unless `.timeout(..)` is given.",
-                h.method
+                h.sig.ident
             ),
         };
         vec![quote!(#[doc = #text])]
     } else {
         h.docs.iter().map(|d| quote!(#[doc = #d])).collect()
     };
-    let (ret, body) = match &h.reply {
+    let (ret, body) = match &h.output {
         None => (
             quote! {
                 impl ::core::future::Future<
                     Output = ::core::result::Result<(), #p::SendError<#msg>>,
                 > + ::core::marker::Send + '_
             },
-            if h.stub {
+            if h.is_stub() {
                 quote!({ let _ = (#(#names,)*); self.cast(#msg::#v {}) })
             } else {
                 quote!(self.cast(#msg::#v { #(#names),* }))
@@ -415,7 +419,7 @@ fn api_method(a: &Actor, h: &Handler, p: &TokenStream, with_body: bool) -> Token
         ),
         Some(r) => (
             quote!(#p::Call<'_, #self_ty, #r>),
-            if h.stub {
+            if h.is_stub() {
                 quote!({ let _ = (#(#names,)*); #p::Call::new(self, |_| #msg::#v {}) })
             } else {
                 quote!(#p::Call::new(self, |__reply| #msg::#v { #(#names,)* __reply }))
