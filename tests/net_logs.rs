@@ -1,45 +1,12 @@
 //! What the network layer says in the log: a peer's clean shutdown is news, not a warning; a
-//! failed dial is one line.
-//!
-//! Each test installs its own subscriber for its thread; `#[tokio::test]` runs the nodes' tasks
-//! on that same thread, so every line the nodes write is captured.
+//! failed dial is one line. Each test captures its own thread's log (`common::logs`).
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::logs::Captured;
 use common::{eventually, net};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let sink = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || sink.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
 
 #[tokio::test]
 async fn a_peer_that_shuts_down_is_logged_as_a_clean_end_not_a_warning() {

@@ -40,5 +40,8 @@ where
     .await
 }
 
+/// Log capture (the tests of what the runtime logs).
+pub mod logs;
+
 /// Nodes on the network (the `net_*` tests).
 pub mod net;
