@@ -1,8 +1,9 @@
 //! Remote workloads: a client node in this process talks to a server node in another OS process
 //! (this binary re-executed with [`SERVE_ARG`]) over 127.0.0.1.
 //!
-//! The server process prints its listen address on stdout (one line) and serves until its
-//! stdin closes (or it is killed); [`ServerProcess`] kills it on every exit path of the parent.
+//! The server process prints its listen address on stdout (its ready line) and serves until its
+//! stdin closes (or it is killed); [`ServerProcess`] (over the testkit's child-process guard)
+//! kills it on every exit path of the parent.
 //! Each measured run starts its own server process, so every run has fresh connections and
 //! fresh actors.
 //!
@@ -20,9 +21,8 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::io::{BufRead, BufReader, Write as _};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdout, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +31,7 @@ use ergo::net::tls::dev::DevCa;
 use ergo::net::tls::TlsConfig;
 use ergo::prelude::*;
 use ergo::NodeBuilder;
+use ergo_testkit::process::{self, ChildProcess, SelfExe};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -187,27 +188,16 @@ pub(super) fn serve_if_asked() -> Option<ExitCode> {
     }
 }
 
-/// Prints `addr` as the one line of stdout the parent waits for, then waits until stdin
-/// closes (the parent is done, or gone) or `SERVER_MAX_LIFETIME` has passed.
+/// Prints `addr` as the ready line the parent waits for, then waits until stdin closes (the
+/// parent is done, or gone), Ctrl-C, or `SERVER_MAX_LIFETIME` has passed.
 pub(super) async fn announce_and_wait(addr: SocketAddr) -> BenchResult<()> {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    std::thread::Builder::new()
-        .name("stdin-watch".into())
-        .spawn(move || {
-            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
-            let _ = tx.send(());
-        })
-        .map_err(|e| format!("stdin thread: {e}"))?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{addr}")
-        .and_then(|()| out.flush())
-        .map_err(|e| format!("announcing the address: {e}"))?;
-    drop(out);
-    tokio::select! {
-        _ = rx => Ok(()),
-        _ = tokio::time::sleep(SERVER_MAX_LIFETIME) => {
-            Err(format!("still running after {SERVER_MAX_LIFETIME:?}; the parent never closed stdin"))
-        }
+    process::announce_ready(&addr.to_string());
+    match tokio::time::timeout(SERVER_MAX_LIFETIME, process::wait_for_release()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("watching stdin: {e}")),
+        Err(_) => Err(format!(
+            "still running after {SERVER_MAX_LIFETIME:?}; the parent never closed stdin"
+        )),
     }
 }
 
@@ -364,13 +354,12 @@ async fn tokio_conn(stream: TcpStream) -> std::io::Result<()> {
 // The parent's side
 // ---------------------------------------------------------------------------------------------
 
-/// A running server process; killed (and reaped) when dropped, whatever the exit path.
+/// A running server process; killed (and reaped) when dropped, whatever the exit path (the
+/// guard is the testkit's [`ChildProcess`]).
 pub(super) struct ServerProcess {
-    child: Child,
-    /// The server's address, from its first line of stdout.
+    child: ChildProcess,
+    /// The server's address, from its ready line.
     pub(super) addr: SocketAddr,
-    /// Kept open so the server never writes into a closed pipe.
-    _stdout: Option<BufReader<ChildStdout>>,
 }
 
 impl ServerProcess {
@@ -382,74 +371,32 @@ impl ServerProcess {
         cookie: &str,
         env: &[(&str, String)],
     ) -> BenchResult<ServerProcess> {
-        let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-        let mut command = Command::new(&exe);
+        let exe = SelfExe::current().map_err(|e| format!("current_exe: {e}"))?;
+        let mut command = exe.command(std::iter::once(SERVE_ARG).chain(args.iter().copied()));
         for var in TLS_ENV {
             command.env_remove(var);
         }
-        let child = command
-            .arg(SERVE_ARG)
-            .args(args)
-            .env(COOKIE_ENV, cookie)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("starting the server process {}: {e}", exe.display()))?;
-        // From here on the guard kills the child on every path, which also ends the blocking
-        // read below if it is still waiting.
-        let mut guard = ServerProcess {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            _stdout: None,
-        };
-        let mut stdout = BufReader::new(guard.child.stdout.take().ok_or("no stdout pipe")?);
-        let read = tokio::task::spawn_blocking(move || {
-            let mut first = String::new();
-            let n = stdout.read_line(&mut first);
-            (n, first, stdout)
-        });
-        let (n, first, stdout) = tokio::time::timeout(SERVER_START_DEADLINE, read)
+        command.envs(env.iter().map(|(k, v)| (k, v)));
+        let name = format!("server {}", args.join(" "));
+        let mut child =
+            ChildProcess::spawn(command, &name, COOKIE_ENV, cookie).map_err(|e| e.to_string())?;
+        let addr = child
+            .ready(SERVER_START_DEADLINE, |line| line.trim().parse().ok())
             .await
-            .map_err(|_| {
-                format!("the server process printed no address within {SERVER_START_DEADLINE:?}")
-            })?
-            .map_err(|e| format!("reading the server's address: {e}"))?;
-        guard._stdout = Some(stdout);
-        match n {
-            Ok(0) => {
-                let status = guard.child.wait().map_err(|e| e.to_string())?;
-                return Err(format!(
-                    "the server process exited before announcing its address ({status})"
-                ));
-            }
-            Ok(_) => {}
-            Err(e) => return Err(format!("reading the server's address: {e}")),
-        }
-        guard.addr = first
-            .trim()
-            .parse()
-            .map_err(|e| format!("the server printed {first:?}, not an address: {e}"))?;
-        Ok(guard)
+            .map_err(|e| e.to_string())?;
+        Ok(ServerProcess { child, addr })
     }
 
     /// Fails if the server process has already ended (crashed).
     pub(super) fn check_alive(&mut self) -> BenchResult<()> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!("the server process ended early ({status})")),
-            Err(e) => Err(format!("polling the server process: {e}")),
+        if self.child.has_exited() {
+            Err(format!(
+                "the process of `{}` ended early",
+                self.child.name()
+            ))
+        } else {
+            Ok(())
         }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        // Closing stdin asks it to leave; killing makes sure it does.
-        drop(self.child.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
