@@ -16,7 +16,8 @@ use ergo::prelude::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{best_of, check, join, new_node, percentiles, report, BenchResult, Config, Sample};
+use crate::cli::Config;
+use crate::measure::{best_of, check, join, new_node, percentiles, report, BenchResult, Sample};
 
 fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
@@ -59,7 +60,7 @@ impl TcpHandler for EchoConn {
 }
 
 /// `conns` connections each echo `per_conn` lines, ergo's server then plain tokio's.
-pub(super) async fn tcp_echo_workload(
+pub(crate) async fn tcp_echo_workload(
     cfg: &Config,
     workload: &str,
     conns: u64,
@@ -237,7 +238,7 @@ impl HttpHandler for Hello {
 }
 
 /// `HTTP_CLIENTS` keep-alive clients make `total` requests, to ergo's server then plain axum's.
-pub(super) async fn http_rps_workload(cfg: &Config, total: u64) -> BenchResult<()> {
+pub(crate) async fn http_rps_workload(cfg: &Config, total: u64) -> BenchResult<()> {
     let per_client = (total / HTTP_CLIENTS).max(1);
     let ergo = best_of(cfg.reps, |rep| ergo_http(rep, per_client)).await?;
     let axum = best_of(cfg.reps, |_| axum_http(per_client)).await?;

@@ -32,11 +32,13 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::remote::{
-    announce_and_wait, cookie_from_env, networked, new_cookie, ServerProcess, CALL_TIMEOUT,
-    RUN_DEADLINE, TOKIO_FAN_OUT,
+use crate::cli::Config;
+use crate::measure::{best_of, check, join, line, report, BenchResult, Sample};
+use crate::publish_local::{ergo_publish, PUBLISH_LOCAL_EVENTS};
+use crate::remote::server::{
+    announce_and_wait, cookie_from_env, networked, new_cookie, ServerProcess, TOKIO_FAN_OUT,
 };
-use super::{best_of, check, join, line, report, BenchResult, Config, Sample};
+use crate::remote::{CALL_TIMEOUT, RUN_DEADLINE};
 
 const WORKLOAD: &str = "publish_remote";
 
@@ -172,7 +174,7 @@ impl SubscriberTally {
 
 /// The subscriber process: node `name`, subscribed to [`TICKS`] on node `producer` (listening
 /// at `addr`), until stdin closes.
-pub(super) async fn serve_subscribers(name: &str, producer: &str, addr: &str) -> BenchResult<()> {
+pub(crate) async fn serve_subscribers(name: &str, producer: &str, addr: &str) -> BenchResult<()> {
     let cookie = cookie_from_env()?;
     let addr: SocketAddr = addr
         .parse()
@@ -242,9 +244,9 @@ impl Producer {
 }
 
 /// `publish_local`'s ergo rate, when it ran earlier in this invocation (set by `main`).
-pub(super) static LOCAL_RATE: Mutex<Option<f64>> = Mutex::new(None);
+pub(crate) static LOCAL_RATE: Mutex<Option<f64>> = Mutex::new(None);
 
-pub(super) async fn publish_remote_workload(cfg: &Config) -> BenchResult<()> {
+pub(crate) async fn publish_remote_workload(cfg: &Config) -> BenchResult<()> {
     let events = cfg.count(1_000_000);
     let subscribers = SUBSCRIBER_NODES * SUBSCRIBERS_PER_NODE;
     println!(
@@ -269,13 +271,13 @@ pub(super) async fn publish_remote_workload(cfg: &Config) -> BenchResult<()> {
     let local = match local {
         Some(rate) => rate,
         None => {
-            let local_events = cfg.count(super::PUBLISH_LOCAL_EVENTS);
+            let local_events = cfg.count(PUBLISH_LOCAL_EVENTS);
             println!(
                 "# {WORKLOAD}: publish_local did not run before it in this invocation; \
                  measuring it now (best of {}, no baseline) for local_rate",
                 cfg.reps
             );
-            best_of(cfg.reps, |rep| super::ergo_publish(rep, local_events))
+            best_of(cfg.reps, |rep| ergo_publish(rep, local_events))
                 .await?
                 .rate()
         }
@@ -514,7 +516,7 @@ async fn ergo_publish_remote(rep: usize, events: u64) -> BenchResult<Sample> {
 /// The server side of a baseline fan-out connection: `expected: u64`, then `expected` events
 /// `seq: u64`, each handed to [`SUBSCRIBERS_PER_NODE`] tasks through unbounded channels; once
 /// every task has all of them, answers `(received in all, out of order in all)`.
-pub(super) async fn tokio_fan_out(
+pub(crate) async fn tokio_fan_out(
     mut r: tokio::io::BufReader<OwnedReadHalf>,
     mut w: OwnedWriteHalf,
 ) -> std::io::Result<()> {
