@@ -1,8 +1,8 @@
 //! Remote workloads: a client node in this process talks to a server node in another OS process
-//! (this binary re-executed with [`SERVE_ARG`]) over 127.0.0.1.
+//! (this binary re-executed with [`SERVE_ARG`](server::SERVE_ARG)) over 127.0.0.1.
 //!
 //! The server process prints its listen address on stdout (its ready line) and serves until its
-//! stdin closes (or it is killed); [`ServerProcess`](server::ServerProcess) (over the testkit's child-process guard)
+//! stdin closes (or it is killed); [`ServerProcess`] (over the testkit's child-process guard)
 //! kills it on every exit path of the parent.
 //! Each measured run starts its own server process, so every run has fresh connections and
 //! fresh actors.

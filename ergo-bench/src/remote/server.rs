@@ -20,7 +20,7 @@ use crate::measure::BenchResult;
 /// The hidden first argument that turns this binary into a remote workload's server process:
 /// `--remote-server node NAME` (an ergo node called `NAME`), `--remote-server tokio`, or
 /// `--remote-server subscribers NAME PRODUCER ADDR` (the subscriber node of `publish_remote`).
-const SERVE_ARG: &str = "--remote-server";
+pub(crate) const SERVE_ARG: &str = "--remote-server";
 
 /// The cookie shared by the two nodes, handed to the server process in its environment.
 const COOKIE_ENV: &str = "ERGO_BENCH_COOKIE";
