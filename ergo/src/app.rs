@@ -53,6 +53,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+pub use crate::error::AppError;
 use crate::exit::ExitReason;
 use crate::mailbox::{ProcHandle, Sys};
 use crate::{Actor, Node, Pid, SpawnError, SpawnOptions};
@@ -100,32 +101,6 @@ pub struct AppInfo {
     pub depends_on: Vec<String>,
     /// The pid of its root process while it runs.
     pub root: Option<Pid>,
-}
-
-/// Why an application operation failed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum AppError {
-    /// No application of this name is loaded.
-    #[error("no application `{0}` is loaded")]
-    NotLoaded(String),
-    /// An application of this name is already loaded.
-    #[error("an application `{0}` is already loaded")]
-    AlreadyLoaded(String),
-    /// The dependencies form a cycle (the names along it).
-    #[error("applications depend on each other in a cycle: {}", .0.join(" -> "))]
-    Cycle(Vec<String>),
-    /// The root of `app` failed to start.
-    #[error("application `{app}` failed to start: {error}")]
-    Start {
-        /// The application whose root failed.
-        app: String,
-        /// Why.
-        error: SpawnError,
-    },
-    /// The application is not running.
-    #[error("application `{0}` is not running")]
-    NotRunning(String),
 }
 
 type Started = Pin<Box<dyn Future<Output = Result<(), SpawnError>> + Send>>;

@@ -156,16 +156,16 @@ pub enum Error {
     Register(#[from] RegisterError),
     /// An application could not be loaded, started or stopped.
     #[error(transparent)]
-    App(#[from] crate::app::AppError),
+    App(#[from] AppError),
     /// A supervisor could not start, stop or find a child.
     #[error(transparent)]
-    Supervisor(#[from] crate::supervisor::SupervisorError),
+    Supervisor(#[from] SupervisorError),
     /// An event could not be registered.
     #[error(transparent)]
-    RegisterEvent(#[from] crate::events::RegisterEventError),
+    RegisterEvent(#[from] RegisterEventError),
     /// A subscription failed.
     #[error(transparent)]
-    Subscribe(#[from] crate::events::SubscribeError),
+    Subscribe(#[from] SubscribeError),
     /// A publish failed because the event is not registered.
     #[error("the event is not registered; value dropped")]
     Publish,
@@ -192,8 +192,8 @@ impl<M> From<SendError<M>> for Error {
     }
 }
 
-impl<T> From<crate::events::PublishError<T>> for Error {
-    fn from(_: crate::events::PublishError<T>) -> Self {
+impl<T> From<PublishError<T>> for Error {
+    fn from(_: PublishError<T>) -> Self {
         Error::Publish
     }
 }
@@ -308,3 +308,151 @@ pub enum StartError {
     #[error(transparent)]
     Spawn(#[from] SpawnError),
 }
+
+/// Why an application operation failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// No application of this name is loaded.
+    #[error("no application `{0}` is loaded")]
+    NotLoaded(String),
+    /// An application of this name is already loaded.
+    #[error("an application `{0}` is already loaded")]
+    AlreadyLoaded(String),
+    /// The dependencies form a cycle (the names along it).
+    #[error("applications depend on each other in a cycle: {}", .0.join(" -> "))]
+    Cycle(Vec<String>),
+    /// The root of `app` failed to start.
+    #[error("application `{app}` failed to start: {error}")]
+    Start {
+        /// The application whose root failed.
+        app: String,
+        /// Why.
+        error: SpawnError,
+    },
+    /// The application is not running.
+    #[error("application `{0}` is not running")]
+    NotRunning(String),
+}
+
+/// Why a supervisor operation on a child failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SupervisorError {
+    /// No child has this id.
+    #[error("no child with id `{0}`")]
+    NotFound(String),
+    /// The child is running (it must be terminated first).
+    #[error("child `{0}` is running")]
+    Running(String),
+    /// A child with this id already exists.
+    #[error("a child with id `{0}` already exists")]
+    AlreadyPresent(String),
+    /// Starting the child failed.
+    #[error("child failed to start: {0}")]
+    Start(SpawnError),
+}
+
+// The errors of registering, subscribing to and publishing events.
+
+/// Registering an event failed.
+///
+/// ```
+/// use ergo::events::RegisterEventError;
+/// let e = RegisterEventError::Taken("orders".into());
+/// assert_eq!(e.to_string(), "the event `orders` is already registered");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegisterEventError {
+    /// A live process has registered an event of this name.
+    #[error("the event `{0}` is already registered")]
+    Taken(String),
+    /// The owner is not a live process of this node.
+    #[error("no such process")]
+    NoProc,
+}
+
+/// Subscribing to an event failed.
+///
+/// ```
+/// use ergo::events::SubscribeError;
+/// let e = SubscribeError::NotRegistered("orders".into());
+/// assert_eq!(e.to_string(), "no event `orders` is registered");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// No live registration of this name.
+    #[error("no event `{0}` is registered")]
+    NotRegistered(String),
+    /// The event is registered with another payload type than the subscriber's.
+    #[error("the event `{event}` carries `{registered}`, not `{requested}`")]
+    TypeMismatch {
+        /// The event's name.
+        event: String,
+        /// The producer's payload type.
+        registered: String,
+        /// The subscriber's payload type.
+        requested: String,
+    },
+    /// The subscriber has ended.
+    #[error("the subscriber has exited")]
+    NoProc,
+    /// The subscriber is a process of another node; it subscribes on its own node.
+    #[error("the subscriber {0} is a process of another node")]
+    NotLocal(crate::Pid),
+    /// The event was registered with [`Event::new`](crate::events::Event::new): only processes of its own node can
+    /// subscribe. Declare it with [`Event::remote`](crate::events::Event::remote).
+    #[error(
+        "the event `{0}` is not declared remote (`Event::remote`): only its own node can subscribe"
+    )]
+    NotRemote(String),
+    /// The producer's node could not be reached or did not answer.
+    #[error(transparent)]
+    Net(#[from] NetError),
+}
+
+/// Publishing failed; the value is handed back.
+///
+/// ```
+/// use ergo::events::PublishError;
+/// let e = PublishError::Unregistered(7u32);
+/// assert_eq!(e.to_string(), "the event is no longer registered; value returned");
+/// assert_eq!(e.into_inner(), 7);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PublishError<T> {
+    /// The registration has ended (its owner exited, or it was unregistered).
+    Unregistered(T),
+}
+
+impl<T> PublishError<T> {
+    /// The value that was not published.
+    pub fn into_inner(self) -> T {
+        match self {
+            PublishError::Unregistered(v) => v,
+        }
+    }
+}
+
+impl<T> fmt::Debug for PublishError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublishError::Unregistered(_) => f.write_str("Unregistered(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for PublishError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublishError::Unregistered(_) => {
+                f.write_str("the event is no longer registered; value returned")
+            }
+        }
+    }
+}
+
+impl<T> std::error::Error for PublishError<T> {}

@@ -123,14 +123,13 @@
 //! values paces itself (for example, by a window of values acknowledged by its subscribers).
 
 mod channel;
-mod error;
 mod event;
 mod handles;
 mod remote;
 mod subscribe;
 
+pub use crate::error::{PublishError, RegisterEventError, SubscribeError};
 pub(crate) use channel::EventTable;
-pub use error::{PublishError, RegisterEventError, SubscribeError};
 pub use event::{Event, EventDown, EventOptions};
 pub use handles::{EventToken, Subscription};
 pub(crate) use remote::node_service;

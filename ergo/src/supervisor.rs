@@ -107,6 +107,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+pub use crate::error::SupervisorError;
 use crate::exit::ExitReason;
 use crate::mailbox::{ProcHandle, Sys};
 use crate::{Actor, ActorRef, Call, Ctx, Pid, ReplyTo, SpawnError, SpawnOptions};
@@ -116,24 +117,6 @@ mod spec;
 pub use simple::{SimpleMsg, SimpleSupervisor};
 use spec::Child;
 pub use spec::{AutoShutdown, ChildCount, ChildInfo, ChildSpec, Restart, Shutdown, Strategy};
-
-/// Why a supervisor operation on a child failed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SupervisorError {
-    /// No child has this id.
-    #[error("no child with id `{0}`")]
-    NotFound(String),
-    /// The child is running (it must be terminated first).
-    #[error("child `{0}` is running")]
-    Running(String),
-    /// A child with this id already exists.
-    #[error("a child with id `{0}` already exists")]
-    AlreadyPresent(String),
-    /// Starting the child failed.
-    #[error("child failed to start: {0}")]
-    Start(SpawnError),
-}
 
 /// The messages every supervisor understands (a [`Supervisor`], or a type made by
 /// `supervisor!`). Use them through [`SupervisorApi`].

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
-use super::error::PublishError;
 use super::event::{EncodeFn, EventDown};
 use super::remote::{RemoteSink, RemoteTables};
+use crate::error::PublishError;
 use crate::mailbox::ProcHandle;
 use crate::{ExitReason, Node, Pid};
 

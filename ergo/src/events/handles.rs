@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::channel::{AnyChannel, Channel};
-use super::error::PublishError;
+use crate::error::PublishError;
 use crate::{ExitReason, Pid};
 
 /// The right to publish on a registered event; cheap to clone and hand to another process.

@@ -16,11 +16,11 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 
 use super::channel::{Alive, AnyChannel, Channel, End, Outcome, Owner};
-use super::error::SubscribeError;
 use super::event::{Event, EventDown};
 use super::handles::Subscription;
 use super::subscribe::{deliver_to, link_end, monitor_end};
 use crate::error::NetError;
+use crate::error::SubscribeError;
 use crate::pid::NodeAtom;
 use crate::remote::{decode_cbor, decoding_with, encode_cbor, encode_cbor_vec};
 use crate::transport::{NodeService, Peer, Room, SendFailure, ServiceFrame};

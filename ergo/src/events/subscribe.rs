@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::channel::{Alive, AnyChannel, Channel, Deliver, End, Entry, Outcome, Owner};
-use super::error::{RegisterEventError, SubscribeError};
 use super::event::{Event, EventDown, EventOptions};
 use super::handles::{EventToken, Subscription};
+use crate::error::{RegisterEventError, SubscribeError};
 use crate::{Actor, ActorRef, Ctx, Node, Pid, TrySendError};
 
 /// The end notice of a subscription by monitor: `on_down(EventDown)` into the subscriber's
