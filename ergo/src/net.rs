@@ -127,8 +127,6 @@ mod spawn;
 pub mod tls;
 mod transport;
 
-pub(crate) use config::NetOptions;
-pub(crate) use transport::transport;
 
 pub use crate::error::{NetError, RemoteSpawnError};
 #[cfg(feature = "etcd")]

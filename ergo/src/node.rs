@@ -62,6 +62,7 @@ use crate::{Actor, ActorRef, Ctx, Pid, RegisterError, SpawnError};
 mod builder;
 
 pub use builder::NodeBuilder;
+pub(crate) use builder::TransportSetup;
 
 /// The default timeout of a call.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);

@@ -82,21 +82,21 @@ impl NodeBuilder {
     /// # Ok(()) }
     /// ```
     pub fn cookie(mut self, cookie: impl AsRef<[u8]>) -> Self {
-        self.net.cookie = Some(cookie.as_ref().to_vec());
+        self.net_options().cookie = Some(cookie.as_ref().to_vec());
         self
     }
 
     /// The address to accept peers on (`host:port`; port 0 picks a free one). Default:
     /// `127.0.0.1:0`.
     pub fn listen(mut self, addr: impl Into<String>) -> Self {
-        self.net.listen = Some(addr.into());
-        self.net.accept = true;
+        self.net_options().listen = Some(addr.into());
+        self.net_options().accept = true;
         self
     }
 
     /// Accepts no peers: this node only dials others (they reply over its connections).
     pub fn no_listen(mut self) -> Self {
-        self.net.accept = false;
+        self.net_options().accept = false;
         self
     }
 
@@ -104,7 +104,7 @@ impl NodeBuilder {
     /// [`EmbeddedRegistrar`](crate::net::EmbeddedRegistrar) on the well-known port). The node
     /// registers itself with it when it starts listening.
     pub fn registrar(mut self, registrar: impl crate::net::Registrar) -> Self {
-        self.net.registrar = Some(Arc::new(registrar));
+        self.net_options().registrar = Some(Arc::new(registrar));
         self
     }
 
@@ -113,35 +113,35 @@ impl NodeBuilder {
     /// sign, or an expired one, are refused.
     #[cfg(feature = "tls")]
     pub fn tls(mut self, config: crate::net::tls::TlsConfig) -> Self {
-        self.net.tls = Some(config);
+        self.net_options().tls = Some(config);
         self
     }
 
     /// No registrar: this node reaches only the peers it has static routes to (or that dial
     /// it).
     pub fn no_registrar(mut self) -> Self {
-        self.net.registrar = None;
+        self.net_options().registrar = None;
         self
     }
 
     /// A static route: the address (`host:port`) where node `node` listens.
     pub fn route(mut self, node: impl Into<String>, addr: impl Into<String>) -> Self {
-        self.net.routes.push((node.into(), addr.into()));
+        self.net_options().routes.push((node.into(), addr.into()));
         self
     }
 
     /// How many TCP connections this node opens to each peer it dials (default 2). Messages to
     /// one process always use the same one, so they keep their order.
     pub fn connections_per_peer(mut self, n: usize) -> Self {
-        self.net.connections_per_peer = n;
+        self.net_options().connections_per_peer = n;
         self
     }
 
     /// How often an idle connection sends a heartbeat (default 1 s), and how long a connection
     /// may stay silent before its peer is considered gone (default 5 s).
     pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
-        self.net.heartbeat = interval;
-        self.net.heartbeat_timeout = timeout;
+        self.net_options().heartbeat = interval;
+        self.net_options().heartbeat_timeout = timeout;
         self
     }
 
@@ -149,20 +149,20 @@ impl NodeBuilder {
     /// (default 16 MiB). A larger incoming frame closes its connection before anything is
     /// allocated for it; a larger outgoing message fails to send.
     pub fn max_frame_len(mut self, bytes: usize) -> Self {
-        self.net.max_frame_len = bytes;
+        self.net_options().max_frame_len = bytes;
         self
     }
 
     /// The time a peer has to complete the handshake (default 5 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.net.handshake_timeout = timeout;
+        self.net_options().handshake_timeout = timeout;
         self
     }
 
     /// How many incoming handshakes may run at once (default 64); connections beyond it are
     /// closed at once.
     pub fn max_handshakes(mut self, n: usize) -> Self {
-        self.net.max_handshakes = n;
+        self.net_options().max_handshakes = n;
         self
     }
 }

@@ -27,9 +27,10 @@ use super::frame::FrameCodec;
 use super::handshake::HandshakeConfig;
 use super::peer::{next_correlation, PeerLink, CONNECTING, DOWN, UP};
 use crate::error::NetError;
-use crate::node::WeakNode;
+use crate::node::{TransportSetup, WeakNode};
 use crate::pid::NodeAtom;
 use crate::transport::{NodeService, Peer, Transport};
+use crate::NodeBuilder;
 use crate::{CallError, Node};
 
 /// How the end of a link is logged.
@@ -69,21 +70,51 @@ pub(crate) struct Net {
     pub(crate) remote_apps: DashMap<String, ()>,
 }
 
-/// The transport of a node named `name` with these settings: none without a cookie.
-///
-/// # Errors
-///
-/// [`crate::Error::Config`] for bad settings or an address it cannot listen on.
-pub(crate) async fn transport(
-    name: &str,
-    creation: u32,
-    opts: NetOptions,
-) -> Result<Option<Arc<dyn Transport>>, crate::Error> {
-    if opts.cookie.is_none() {
-        return Ok(None);
+/// The network's settings become the node's transport at `start`: none without a cookie, else
+/// a [`Net`] (`Error::Config` for bad settings or an address it cannot listen on).
+impl TransportSetup for NetOptions {
+    fn clone_box(&self) -> Box<dyn TransportSetup> {
+        Box::new(self.clone())
     }
-    let net: Arc<dyn Transport> = Net::new(name, creation, opts).await?;
-    Ok(Some(net))
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn start(
+        self: Box<Self>,
+        name: &str,
+        creation: u32,
+    ) -> BoxFuture<'_, Result<Option<Arc<dyn Transport>>, crate::Error>> {
+        Box::pin(async move {
+            if self.cookie.is_none() {
+                return Ok(None);
+            }
+            let net: Arc<dyn Transport> = Net::new(name, creation, *self).await?;
+            Ok(Some(net))
+        })
+    }
+}
+
+impl NodeBuilder {
+    /// The network's settings in this builder, made (with the defaults) on first use.
+    pub(crate) fn net_options(&mut self) -> &mut NetOptions {
+        let is_net = self
+            .transport
+            .as_mut()
+            .is_some_and(|t| t.as_any_mut().is::<NetOptions>());
+        if !is_net {
+            self.transport = Some(Box::new(NetOptions::default()));
+        }
+        match self
+            .transport
+            .as_mut()
+            .and_then(|t| t.as_any_mut().downcast_mut::<NetOptions>())
+        {
+            Some(opts) => opts,
+            None => unreachable!("set just above"),
+        }
+    }
 }
 
 /// The network of `node`, if it has one.

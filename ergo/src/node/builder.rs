@@ -3,10 +3,38 @@
 //! The settings of the core (name, call timeout, creation) are here; `net` adds the network's
 //! (`cookie`, `listen`, `route`, `registrar`, `tls`, …) as further methods of the same builder.
 
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::future::BoxFuture;
+
 use super::{Node, DEFAULT_CALL_TIMEOUT};
+use crate::transport::Transport;
 use crate::Error;
+
+/// The settings of a transport, held by the builder until `start` and then turned into the
+/// node's [`Transport`]. The layer that provides a transport (`net` today, a simulated network
+/// later) stores its settings here through its own builder methods; the core never names it.
+pub(crate) trait TransportSetup: fmt::Debug + Send + Sync + 'static {
+    /// A copy, for `NodeBuilder: Clone`.
+    fn clone_box(&self) -> Box<dyn TransportSetup>;
+    /// The settings, for the providing layer's builder methods to downcast.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// Starts the transport of the node `name` (`None`: these settings make no network).
+    fn start(
+        self: Box<Self>,
+        name: &str,
+        creation: u32,
+    ) -> BoxFuture<'_, Result<Option<Arc<dyn Transport>>, Error>>;
+}
+
+impl Clone for Box<dyn TransportSetup> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
+}
 
 /// Configures and starts a [`Node`].
 #[derive(Debug, Clone)]
@@ -15,9 +43,9 @@ pub struct NodeBuilder {
     name: String,
     call_timeout: Duration,
     creation: Option<u32>,
-    /// The network's settings (see the methods `net` adds: `cookie`, `listen`, `route`, …).
-    #[cfg(feature = "net")]
-    pub(crate) net: crate::net::NetOptions,
+    /// The transport's settings, if a layer that provides one set any (`net` does, through
+    /// the methods it adds: `cookie`, `listen`, `route`, …).
+    pub(crate) transport: Option<Box<dyn TransportSetup>>,
 }
 
 impl NodeBuilder {
@@ -26,8 +54,7 @@ impl NodeBuilder {
             name,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             creation: None,
-            #[cfg(feature = "net")]
-            net: Default::default(),
+            transport: None,
         }
     }
 
@@ -82,10 +109,10 @@ impl NodeBuilder {
             (now.as_secs() as u32) ^ now.subsec_nanos().rotate_left(16) | 1
         });
         // The one place a node is given its transport.
-        #[cfg(feature = "net")]
-        let transport = crate::net::transport(&name, creation, self.net).await?;
-        #[cfg(not(feature = "net"))]
-        let transport = None;
+        let transport = match self.transport {
+            Some(setup) => setup.start(&name, creation).await?,
+            None => None,
+        };
         let node = Node::new(name, creation, self.call_timeout, transport);
         if let Some(transport) = node.transport() {
             transport.add_service(crate::events::node_service());
