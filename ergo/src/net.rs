@@ -127,7 +127,6 @@ mod spawn;
 pub mod tls;
 mod transport;
 
-
 pub use crate::error::{NetError, RemoteSpawnError};
 #[cfg(feature = "etcd")]
 pub use etcd::EtcdRegistrar;
