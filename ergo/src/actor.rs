@@ -44,7 +44,18 @@
 use std::future::Future;
 
 use crate::exit::{Down, ExitReason};
-use crate::{Ctx, Pid};
+use crate::node::transport::RemoteVTable;
+use crate::Pid;
+
+pub mod actor_ref;
+pub mod ctx;
+pub mod mailbox;
+mod process_loop;
+mod spawn;
+
+pub use actor_ref::ActorRef;
+pub use ctx::{Ctx, TimerRef};
+pub use spawn::SpawnOptions;
 
 /// An actor: state plus a handler for its message enum.
 #[diagnostic::on_unimplemented(
@@ -74,7 +85,7 @@ pub trait Actor: Sized + Send + 'static {
     /// `#[actor(remote)]` actors (generated), `None` otherwise. Not public API.
     #[doc(hidden)]
     #[inline]
-    fn __remote_vtable() -> Option<crate::remote::RemoteVTable<Self::Msg>> {
+    fn __remote_vtable() -> Option<RemoteVTable<Self::Msg>> {
         None
     }
 

@@ -55,7 +55,7 @@ use parking_lot::Mutex;
 
 pub use crate::error::AppError;
 use crate::exit::ExitReason;
-use crate::mailbox::{ProcHandle, Sys};
+use crate::node::{ProcHandle, Sys};
 use crate::{Actor, Node, Pid, SpawnError, SpawnOptions};
 
 /// What an application's unexpected end does to the node.
@@ -166,6 +166,13 @@ pub(crate) struct AppTable {
     slots: Mutex<Vec<Slot>>,
     /// Serializes start and stop requests so dependency order holds.
     ops: tokio::sync::Mutex<()>,
+}
+
+impl Node {
+    /// This node's applications (kept by the node core as an extension).
+    fn app_table(&self) -> &AppTable {
+        self.extension()
+    }
 }
 
 impl AppTable {

@@ -52,7 +52,7 @@ use pin_project_lite::pin_project;
 use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
-use crate::transport::{RemoteCall, RemoteReply, ReplyRoute};
+use crate::node::transport::{RemoteCall, RemoteReply, ReplyRoute};
 use crate::{Actor, ActorRef, CallError};
 
 /// Where a call's reply goes. Generated message variants of calls carry one; handlers never see
@@ -96,12 +96,12 @@ impl<R: serde::de::DeserializeOwned + Send + 'static> ReplyTo<R> {
     /// Takes the local reply slot out of a call about to be sent to another node: the returned
     /// pending reply decodes the answer and hands it to the waiting call. Used by generated
     /// code; not public API.
-    pub fn take_pending(&mut self) -> Option<crate::remote::PendingReply> {
+    pub fn take_pending(&mut self) -> Option<crate::node::transport::PendingReply> {
         match std::mem::replace(&mut self.0, Slot::Detached) {
-            Slot::Local(tx) => Some(crate::remote::PendingReply {
+            Slot::Local(tx) => Some(crate::node::transport::PendingReply {
                 deliver: Box::new(
                     move |bytes: &[u8], error: &std::sync::OnceLock<CallError>| {
-                        match crate::remote::decode_cbor::<R>(bytes) {
+                        match crate::node::codec::decode_cbor::<R>(bytes) {
                             Ok(value) => {
                                 let _ = tx.send(value);
                                 Ok(())
@@ -131,7 +131,7 @@ impl<R: serde::Serialize + Send + 'static> ReplyTo<R> {
     pub fn remote(route: ReplyRoute) -> Self {
         ReplyTo(Slot::Remote(Box::new(RemoteReply::new(
             route,
-            crate::remote::encode_cbor_vec::<R>,
+            crate::node::codec::encode_cbor_vec::<R>,
         ))))
     }
 }

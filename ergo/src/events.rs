@@ -129,7 +129,6 @@ mod remote;
 mod subscribe;
 
 pub use crate::error::{PublishError, RegisterEventError, SubscribeError};
-pub(crate) use channel::EventTable;
 pub use event::{Event, EventDown, EventOptions};
 pub use handles::{EventToken, Subscription};
 pub(crate) use remote::node_service;

@@ -42,22 +42,22 @@
 //!
 //! # Modules
 //!
-//! The local runtime (always built):
+//! The local runtime (always built), in layers from the bottom up (a module uses only the ones
+//! below it; `docs/architecture.md` has the picture):
 //!
-//! - [`mod@node`]: [`Node`], the entry point, and its API by concern;
-//! - [`mod@actor`]: the [`Actor`] trait and the lifecycle;
-//! - [`mod@actor_ref`]: [`ActorRef`], the typed handle, local or remote;
-//! - [`mod@ctx`]: what a handler can do: links, monitors, timers, spawning;
+//! - [`mod@pid`], [`mod@exit`], [`mod@error`]: process ids, exit reasons and signals, the error
+//!   types;
+//! - [`mod@node`]: [`Node`], the entry point and its API by concern; the process table, the
+//!   names, the system lane of every process, and the transport seam to other nodes;
+//! - [`mod@actor`]: the [`Actor`] trait and the lifecycle, [`ActorRef`] (the typed handle, local
+//!   or remote), [`Ctx`] (links, monitors, timers, spawning), the mailbox (lanes, ordering,
+//!   capacity: [`actor::mailbox`]) and spawning;
+//! - [`mod@remote`]: what makes an actor reachable from other nodes (`#[actor(remote)]`);
 //! - [`mod@call`]: request/reply and timeouts;
-//! - [`mod@mailbox`]: lanes, ordering (what overtakes what) and capacity;
-//! - [`mod@exit`]: exit reasons, exit signals and down notices;
-//! - [`mod@pid`]: process ids;
-//! - [`mod@error`]: the error types;
 //! - [`mod@supervisor`]: supervisors, `supervisor!` trees, `SimpleSupervisor`;
 //! - [`mod@app`]: applications with dependencies and modes;
 //! - [`mod@events`]: named events with typed subscribers (pub/sub), local and across nodes;
-//! - [`mod@pool`]: worker pools with routing strategies;
-//! - [`mod@remote`]: what makes an actor reachable from other nodes (`#[actor(remote)]`).
+//! - [`mod@pool`]: worker pools with routing strategies.
 //!
 //! Behind features (`net`, `meta` and `http` are on by default):
 //!
@@ -75,14 +75,12 @@
 extern crate self as ergo;
 
 pub mod actor;
-pub mod actor_ref;
 pub mod app;
+mod boot;
 pub mod call;
-pub mod ctx;
 pub mod error;
 pub mod events;
 pub mod exit;
-pub mod mailbox;
 #[cfg(feature = "meta")]
 pub mod meta;
 #[cfg(feature = "net")]
@@ -90,18 +88,14 @@ pub mod net;
 pub mod node;
 pub mod pid;
 pub mod pool;
-mod process_loop;
 pub mod remote;
 pub mod supervisor;
-mod transport;
 
-pub use crate::actor::{Actor, InitResult};
-pub use crate::actor_ref::ActorRef;
+pub use crate::actor::{Actor, ActorRef, Ctx, InitResult, SpawnOptions, TimerRef};
 pub use crate::call::{Call, ReplyTo};
-pub use crate::ctx::{Ctx, TimerRef};
 pub use crate::error::{CallError, Error, RegisterError, SendError, SpawnError, TrySendError};
 pub use crate::exit::{Down, ExitReason, MonitorRef};
-pub use crate::node::{Node, NodeBuilder, SpawnOptions, DEFAULT_CALL_TIMEOUT};
+pub use crate::node::{Node, NodeBuilder, DEFAULT_CALL_TIMEOUT};
 pub use crate::pid::Pid;
 pub use crate::remote::RemoteActor;
 

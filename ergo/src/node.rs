@@ -6,9 +6,10 @@
 //!
 //! | concern | methods | where |
 //! | --- | --- | --- |
-//! | start and identity | [`builder`](Node::builder), [`name`](Node::name), [`creation`](Node::creation), [`call_timeout`](Node::call_timeout) | here, [`NodeBuilder`] in `node/builder.rs` |
-//! | processes | [`spawn`](Node::spawn), [`spawn_opts`](Node::spawn_opts), [`process_count`](Node::process_count), [`processes`](Node::processes), [`is_alive`](Node::is_alive), [`exit`](Node::exit), [`kill`](Node::kill), [`wait`](Node::wait) | here |
-//! | names | [`register`](Node::register), [`unregister`](Node::unregister), [`whereis`](Node::whereis), [`whereis_pid`](Node::whereis_pid), [`registered`](Node::registered) | here |
+//! | start and identity | [`builder`](Node::builder), [`name`](Node::name), [`creation`](Node::creation), [`call_timeout`](Node::call_timeout) | here, [`NodeBuilder`] in `node/builder.rs`, its `start` in `boot.rs` |
+//! | typed processes and names | [`spawn`](Node::spawn), [`spawn_opts`](Node::spawn_opts), [`register`](Node::register), [`whereis`](Node::whereis) | [`crate::actor`] (`actor/spawn.rs`) |
+//! | the process table | [`process_count`](Node::process_count), [`processes`](Node::processes), [`is_alive`](Node::is_alive), [`exit`](Node::exit), [`kill`](Node::kill), [`wait`](Node::wait) | here |
+//! | names by pid | [`unregister`](Node::unregister), [`whereis_pid`](Node::whereis_pid), [`registered`](Node::registered) | here |
 //! | the node's end | [`shutdown`](Node::shutdown), [`is_shutting_down`](Node::is_shutting_down), [`stopped`](Node::stopped) | here |
 //! | applications | [`load_application`](Node::load_application), [`start_application`](Node::start_application), [`stop_application`](Node::stop_application), [`applications`](Node::applications) | [`crate::app`] |
 //! | events | [`register_event`](Node::register_event), [`monitor_event`](Node::monitor_event), [`link_event`](Node::link_event) | [`crate::events`] |
@@ -44,25 +45,27 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
-use tracing::Instrument;
 
 use crate::exit::{ExitReason, MonitorRef};
-use crate::mailbox::{Mailbox, ProcHandle};
 use crate::pid::NodeAtom;
-use crate::process_loop::{run, InitTx};
-use crate::transport::{RemoteRef, Transport};
-use crate::{Actor, ActorRef, Ctx, Pid, RegisterError, SpawnError};
+use crate::{Pid, RegisterError, SpawnError};
 
 mod builder;
+pub(crate) mod codec;
+mod extensions;
+mod process;
+pub(crate) mod transport;
 
 pub use builder::NodeBuilder;
 pub(crate) use builder::TransportSetup;
+use extensions::Extensions;
+pub(crate) use process::{AnyProcess, ProcCore, ProcHandle, Sys, Target};
+use transport::Transport;
 
 /// The default timeout of a call.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -85,8 +88,8 @@ struct NodeInner {
     shutting_down: AtomicBool,
     stopped: AtomicBool,
     stopped_notify: tokio::sync::Notify,
-    apps: crate::app::AppTable,
-    events: crate::events::EventTable,
+    /// The state of the layers above the core (the application table, the event table).
+    extensions: Extensions,
     runtime: tokio::runtime::Handle,
     /// The network (none without a cookie): the node's one way to other nodes.
     transport: Option<Arc<dyn Transport>>,
@@ -99,40 +102,6 @@ pub(crate) struct WeakNode(std::sync::Weak<NodeInner>);
 impl WeakNode {
     pub(crate) fn upgrade(&self) -> Option<Node> {
         self.0.upgrade().map(|inner| Node { inner })
-    }
-}
-
-/// Options for one spawn.
-///
-/// ```
-/// use ergo::SpawnOptions;
-/// let opts = SpawnOptions::new().mailbox_capacity(64).register("worker-1");
-/// # let _ = opts;
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct SpawnOptions {
-    pub(crate) capacity: Option<usize>,
-    pub(crate) name: Option<String>,
-}
-
-impl SpawnOptions {
-    /// The defaults: the actor's own mailbox bound (unbounded unless `#[actor(mailbox = N)]`),
-    /// no name.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Bounds the mailbox to `capacity` messages (at least 1).
-    pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
-        self.capacity = Some(capacity);
-        self
-    }
-
-    /// Registers the process under `name` before it starts; the spawn fails if it is taken.
-    pub fn register(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
     }
 }
 
@@ -162,8 +131,7 @@ impl Node {
                 shutting_down: AtomicBool::new(false),
                 stopped: AtomicBool::new(false),
                 stopped_notify: tokio::sync::Notify::new(),
-                apps: Default::default(),
-                events: Default::default(),
+                extensions: Extensions::default(),
                 runtime: tokio::runtime::Handle::current(),
                 transport,
             }),
@@ -185,98 +153,39 @@ impl Node {
         self.inner.call_timeout
     }
 
-    /// Spawns `actor` as a new process and returns its ref once `init` has succeeded.
+    /// A new pid, for a process about to be spawned.
     ///
     /// # Errors
     ///
-    /// [`SpawnError::Init`] when `init` fails or panics (the process has then ended),
-    /// [`SpawnError::NodeDown`] after [`Node::shutdown`].
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future while `init` runs leaves the process running.
-    pub async fn spawn<A: Actor>(&self, actor: A) -> Result<ActorRef<A>, SpawnError> {
-        self.spawn_opts(actor, SpawnOptions::default()).await
-    }
-
-    /// [`Node::spawn`] with options (mailbox bound, registered name).
-    ///
-    /// # Errors
-    ///
-    /// As [`Node::spawn`], plus [`SpawnError::Register`] when the name is taken.
-    pub async fn spawn_opts<A: Actor>(
-        &self,
-        actor: A,
-        opts: SpawnOptions,
-    ) -> Result<ActorRef<A>, SpawnError> {
-        let (aref, started) = self.start_process(actor, opts, None)?;
-        started.await.map(|()| aref)
-    }
-
-    /// Creates the process and its task; the returned future resolves when `init` is done.
-    pub(crate) fn start_process<A: Actor>(
-        &self,
-        actor: A,
-        opts: SpawnOptions,
-        link: Option<ProcHandle>,
-    ) -> Result<
-        (
-            ActorRef<A>,
-            impl Future<Output = Result<(), SpawnError>> + Send,
-        ),
-        SpawnError,
-    > {
+    /// [`SpawnError::NodeDown`] after [`Node::shutdown`] has begun.
+    pub(crate) fn next_pid(&self) -> Result<Pid, SpawnError> {
         let inner = &*self.inner;
         if inner.shutting_down.load(Ordering::Acquire) {
             return Err(SpawnError::NodeDown);
         }
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let pid = Pid::new(inner.atom, id, inner.creation);
-        let capacity = opts.capacity.or(A::MAILBOX_CAPACITY);
-        let mailbox = Arc::new(Mailbox::<A>::new(self.clone(), pid, capacity));
-        let aref = ActorRef::from_mailbox(mailbox);
-        inner.processes.insert(id, aref.handle());
-        let mut ctx = Ctx::new(aref.clone());
-        if inner.shutting_down.load(Ordering::SeqCst) {
-            // `shutdown` began while we were inserting and may have missed us: back out
-            // (dropping `ctx` ends the never-started process cleanly).
+        Ok(Pid::new(inner.atom, id, inner.creation))
+    }
+
+    /// Puts a new process in the table.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::NodeDown`] if [`Node::shutdown`] began meanwhile (it may have missed the
+    /// process: the caller backs out, which ends the never-started process).
+    pub(crate) fn insert_process(&self, handle: ProcHandle) -> Result<(), SpawnError> {
+        let pid = handle.core().pid();
+        self.inner.processes.insert(pid.id(), handle);
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
             return Err(SpawnError::NodeDown);
         }
-        if let Some(name) = opts.name {
-            // Dropping `ctx` on failure ends the never-started process cleanly.
-            self.register(&name, &aref)?;
-        }
-        if let Some(parent) = link {
-            ctx.extras_mut()
-                .links
-                .insert(parent.core().pid(), crate::mailbox::Target::Local(parent));
-        }
-        let (init_tx, init_rx): (Option<InitTx>, _) = if A::HAS_INIT {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            (Some(tx), Some(rx))
-        } else {
-            (None, None)
-        };
-        let span = tracing::info_span!("process", pid = %pid, actor = A::NAME);
-        let task = inner
-            .runtime
-            .spawn(run(actor, ctx, init_tx).instrument(span));
-        aref.mailbox().core().set_task(task.abort_handle());
-        let waiter = aref.clone();
-        let started = async move {
-            match init_rx {
-                None => Ok(()),
-                Some(rx) => match rx.await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(reason)) => {
-                        waiter.wait().await;
-                        Err(SpawnError::Init(reason))
-                    }
-                    Err(_) => Err(SpawnError::Init(waiter.wait().await)),
-                },
-            }
-        };
-        Ok((aref, started))
+        Ok(())
+    }
+
+    /// Whether `pid` names a process of this node (alive or not).
+    #[inline]
+    pub(crate) fn is_local(&self, pid: Pid) -> bool {
+        pid.node_atom() == self.inner.atom
     }
 
     pub(crate) fn process(&self, pid: Pid) -> Option<ProcHandle> {
@@ -325,12 +234,12 @@ impl Node {
 
     /// Where signals for `pid` go: its process on this node, or the link to its node. `None`
     /// if it is a dead local pid or its node is unreachable.
-    pub(crate) fn target(&self, pid: Pid) -> Option<crate::mailbox::Target> {
-        if pid.node_atom() == self.inner.atom {
-            return self.process(pid).map(crate::mailbox::Target::Local);
+    pub(crate) fn target(&self, pid: Pid) -> Option<Target> {
+        if self.is_local(pid) {
+            return self.process(pid).map(Target::Local);
         }
         let peer = self.transport()?.peer(pid.node_atom()).ok()?;
-        Some(crate::mailbox::Target::Remote { pid, peer })
+        Some(Target::Remote { pid, peer })
     }
 
     /// The reason a link or monitor to an unreachable `pid` fires with.
@@ -340,36 +249,6 @@ impl Node {
         } else {
             ExitReason::NoConnection
         }
-    }
-
-    /// A typed ref for `pid` (a decoded ref): local if the process is ours, remote otherwise.
-    pub(crate) fn ref_for<A: crate::RemoteActor>(&self, pid: Pid) -> Result<ActorRef<A>, String> {
-        if pid.node_atom() == self.inner.atom {
-            return match self.process(pid) {
-                Some(p) => p
-                    .into_any()
-                    .downcast::<Mailbox<A>>()
-                    .map(ActorRef::from_mailbox)
-                    .map_err(|_| format!("{pid} does not run actor `{}`", A::NAME)),
-                // A ref to a process that has ended: sends to it fail as to any ended process.
-                None => Ok(ActorRef::from_mailbox(Arc::new(Mailbox::dead(
-                    self.clone(),
-                    pid,
-                )))),
-            };
-        }
-        if self.transport().is_some() {
-            let vtable =
-                A::__remote_vtable().ok_or_else(|| format!("actor `{}` is not remote", A::NAME))?;
-            return Ok(ActorRef::from_remote(Arc::new(RemoteRef::new(
-                pid,
-                self.clone(),
-                vtable,
-            ))));
-        }
-        Err(format!(
-            "{pid} is on another node and this node has no network"
-        ))
     }
 
     pub(crate) fn remove_process(&self, pid: Pid) {
@@ -399,21 +278,13 @@ impl Node {
         self.process(pid).is_some_and(|p| !p.core().is_closed())
     }
 
-    /// Registers `actor` under `name`. A process has at most one name; the name is released
-    /// when the process ends, before any monitor of it sees `Down`.
-    ///
-    /// # Errors
-    ///
-    /// [`RegisterError::NameTaken`], [`RegisterError::AlreadyNamed`], or
-    /// [`RegisterError::NoProc`] if the process has ended.
-    pub fn register<A: Actor>(&self, name: &str, actor: &ActorRef<A>) -> Result<(), RegisterError> {
-        let Some(mailbox) = actor.local() else {
-            return Err(RegisterError::NotLocal(actor.pid()));
-        };
-        if mailbox.core().node.inner.atom != self.inner.atom {
-            return Err(RegisterError::NotLocal(actor.pid()));
-        }
-        let handle: ProcHandle = mailbox.clone();
+    /// Registers the process `handle` under `name` (the typed [`Node::register`] checks the
+    /// process is one of this node's).
+    pub(crate) fn register_process(
+        &self,
+        name: &str,
+        handle: ProcHandle,
+    ) -> Result<(), RegisterError> {
         let key: Arc<str> = Arc::from(name);
         handle.core().set_name(&key, || {
             use dashmap::mapref::entry::Entry;
@@ -444,14 +315,6 @@ impl Node {
             .remove_if(name, |_, h| h.core().pid() == pid);
     }
 
-    /// The typed ref registered under `name`, if the name is registered to a live process
-    /// running actor `A` (`None` if absent or registered to another actor type).
-    pub fn whereis<A: Actor>(&self, name: &str) -> Option<ActorRef<A>> {
-        let handle = self.inner.names.get(name)?.clone();
-        let mailbox = handle.into_any().downcast::<Mailbox<A>>().ok()?;
-        Some(ActorRef::from_mailbox(mailbox))
-    }
-
     /// The pid registered under `name`, whatever its actor type.
     pub fn whereis_pid(&self, name: &str) -> Option<Pid> {
         self.inner.names.get(name).map(|h| h.core().pid())
@@ -466,10 +329,10 @@ impl Node {
             .collect()
     }
 
-    /// Sends `pid` an exit signal (see [`ActorRef::exit`]). `false` if no such live process.
+    /// Sends `pid` an exit signal (see [`ActorRef::exit`](crate::ActorRef::exit)). `false` if no such live process.
     pub fn exit(&self, pid: Pid, reason: ExitReason) -> bool {
         self.process(pid).is_some_and(|p| {
-            p.send_sys(crate::mailbox::Sys::Exit {
+            p.send_sys(Sys::Exit {
                 from: pid,
                 reason,
                 linked: false,
@@ -502,9 +365,7 @@ impl Node {
             .map(|e| e.value().clone())
             .collect();
         for p in &all {
-            let _ = p
-                .core()
-                .send_sys(crate::mailbox::Sys::Stop(ExitReason::Shutdown));
+            let _ = p.core().send_sys(Sys::Stop(ExitReason::Shutdown));
         }
         let wait_all = async {
             for p in &all {
@@ -549,12 +410,11 @@ impl Node {
         }
     }
 
-    pub(crate) fn app_table(&self) -> &crate::app::AppTable {
-        &self.inner.apps
-    }
-
-    pub(crate) fn event_table(&self) -> &crate::events::EventTable {
-        &self.inner.events
+    /// The per-node state of type `T` that a layer above the core keeps here (made on first
+    /// use).
+    #[inline]
+    pub(crate) fn extension<T: Default + Send + Sync + 'static>(&self) -> &T {
+        self.inner.extensions.get()
     }
 }
 

@@ -35,13 +35,16 @@
 //! assert_remote::<Greeter>();
 //! ```
 
-use std::cell::RefCell;
-use std::io;
 use std::marker::PhantomData;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+#[doc(hidden)]
+pub use crate::node::transport::{PendingReply, RemoteVTable, ReplyRoute};
+use std::sync::Arc;
+
+use crate::actor::mailbox::Mailbox;
+use crate::node::transport::RemoteRef;
 use crate::{Actor, ActorRef, Node, Pid};
 
 /// An actor whose messages can cross the network, declared with `#[actor(remote)]`.
@@ -74,79 +77,6 @@ pub trait RemoteActor: Actor {}
 pub trait RemoteMessage: Sized + Send + 'static {
     /// The functions the transport uses for this message type.
     fn remote_vtable() -> RemoteVTable<Self>;
-}
-
-/// A call's reply as the caller's node waits for it: decodes the reply's bytes and hands the
-/// value to the waiting call.
-#[doc(hidden)]
-pub struct PendingReply {
-    pub(crate) deliver: DeliverReply,
-}
-
-/// Decodes a reply's bytes into the waiting call's slot; on a decoding error it records the
-/// error in the given slot before giving the call up.
-pub(crate) type DeliverReply =
-    Box<dyn FnOnce(&[u8], &std::sync::OnceLock<crate::CallError>) -> Result<(), String> + Send>;
-
-impl std::fmt::Debug for PendingReply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PendingReply")
-    }
-}
-
-#[doc(hidden)]
-pub use crate::transport::ReplyRoute;
-
-/// The transport's view of a remote actor's message type. Not public API.
-#[doc(hidden)]
-pub struct RemoteVTable<M> {
-    pub(crate) encode: fn(&M, &mut Vec<u8>) -> Result<(), String>,
-    pub(crate) decode: fn(&[u8]) -> Result<M, String>,
-    pub(crate) take_reply: fn(&mut M) -> Option<PendingReply>,
-    pub(crate) set_reply: fn(&mut M, ReplyRoute),
-}
-
-impl<M> Clone for RemoteVTable<M> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<M> Copy for RemoteVTable<M> {}
-
-impl<M: Serialize + DeserializeOwned + Send + 'static> RemoteVTable<M> {
-    /// A table for `M`: CBOR for the message, and the generated functions that take a local
-    /// reply slot out of a call (`take_reply`) and put a remote one in (`set_reply`).
-    pub fn new(
-        take_reply: fn(&mut M) -> Option<PendingReply>,
-        set_reply: fn(&mut M, ReplyRoute),
-    ) -> Self {
-        RemoteVTable {
-            encode: encode_cbor_vec::<M>,
-            decode: decode_cbor::<M>,
-            take_reply,
-            set_reply,
-        }
-    }
-}
-
-/// Writes `value` as CBOR.
-pub(crate) fn encode_cbor<T: Serialize>(value: &T, out: &mut dyn io::Write) -> Result<(), String> {
-    ciborium::into_writer(value, out).map_err(|e| e.to_string())
-}
-
-/// Appends `value` as CBOR to `out` (statically dispatched writes: the hot path).
-pub(crate) fn encode_cbor_vec<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
-    ciborium::into_writer(value, out).map_err(|e| e.to_string())
-}
-
-/// Reads a `T` from CBOR bytes.
-pub(crate) fn decode_cbor<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    // The scratch holds keys and short borrowed strings only (owned strings are copied out
-    // anyway, longer ones are allocated): 256 bytes instead of ciborium's default 4 KiB, which
-    // it would zero for every message.
-    let mut scratch = [0u8; 256];
-    ciborium::de::from_reader_with_buffer(bytes, &mut scratch).map_err(|e| e.to_string())
 }
 
 /// Autoref probe: `(&&RemoteProbe::<M>::new()).vtable()` is `Some` when `M` is a
@@ -194,26 +124,6 @@ impl<M> ViaLocal<M> for RemoteProbe<M> {
     }
 }
 
-thread_local! {
-    /// The node decoding an incoming message on this thread, if any: refs inside the message
-    /// are bound to it.
-    static DECODING_NODE: RefCell<Option<Node>> = const { RefCell::new(None) };
-}
-
-/// Runs `f` (a decode) with `node` as the node refs are bound to.
-pub(crate) fn decoding_with<T>(node: &Node, f: impl FnOnce() -> T) -> T {
-    struct Reset(Option<Node>);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            let previous = self.0.take();
-            DECODING_NODE.with(|n| *n.borrow_mut() = previous);
-        }
-    }
-    let previous = DECODING_NODE.with(|n| n.borrow_mut().replace(node.clone()));
-    let _reset = Reset(previous);
-    f()
-}
-
 impl<A: RemoteActor> Serialize for ActorRef<A> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.pid().serialize(serializer)
@@ -223,11 +133,44 @@ impl<A: RemoteActor> Serialize for ActorRef<A> {
 impl<'de, A: RemoteActor> Deserialize<'de> for ActorRef<A> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let pid = Pid::deserialize(deserializer)?;
-        let node = DECODING_NODE.with(|n| n.borrow().clone()).ok_or_else(|| {
+        let node = crate::node::codec::decoding_node().ok_or_else(|| {
             serde::de::Error::custom(
                 "an ActorRef can only be decoded by a node receiving a message",
             )
         })?;
         node.ref_for::<A>(pid).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Node {
+    /// A typed ref for `pid` (a decoded ref): local if the process is ours, remote otherwise.
+    pub(crate) fn ref_for<A: RemoteActor>(&self, pid: Pid) -> Result<ActorRef<A>, String> {
+        if self.is_local(pid) {
+            return match self.process(pid) {
+                Some(p) => p
+                    .into_any()
+                    .downcast::<Mailbox<A>>()
+                    .map(ActorRef::from_mailbox)
+                    .map_err(|_| format!("{pid} does not run actor `{}`", A::NAME)),
+                // A ref to a process that has ended: sends to it fail as to any ended process.
+                None => Ok(ActorRef::from_mailbox(Arc::new(Mailbox::dead(
+                    self.clone(),
+                    pid,
+                )))),
+            };
+        }
+        if self.transport().is_some() {
+            let vtable =
+                A::__remote_vtable().ok_or_else(|| format!("actor `{}` is not remote", A::NAME))?;
+            return Ok(ActorRef::from_remote(Arc::new(RemoteRef::new(
+                pid,
+                A::NAME,
+                self.clone(),
+                vtable,
+            ))));
+        }
+        Err(format!(
+            "{pid} is on another node and this node has no network"
+        ))
     }
 }

@@ -109,7 +109,7 @@ use tokio::time::Instant;
 
 pub use crate::error::SupervisorError;
 use crate::exit::ExitReason;
-use crate::mailbox::{ProcHandle, Sys};
+use crate::node::{ProcHandle, Sys};
 use crate::{Actor, ActorRef, Call, Ctx, Pid, ReplyTo, SpawnError, SpawnOptions};
 
 mod simple;
@@ -280,7 +280,7 @@ impl Supervisor {
         // Linked before the child runs (the child holds our handle the same way).
         ctx.extras_mut()
             .links
-            .insert(pid, crate::mailbox::Target::Local(handle.clone()));
+            .insert(pid, crate::node::Target::Local(handle.clone()));
         started.await?;
         tracing::debug!(child = %self.children[i].spec.id, %pid, "child started");
         self.children[i].running = Some(handle);

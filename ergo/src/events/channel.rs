@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use super::event::{EncodeFn, EventDown};
 use super::remote::{RemoteSink, RemoteTables};
 use crate::error::PublishError;
-use crate::mailbox::ProcHandle;
+use crate::node::ProcHandle;
 use crate::{ExitReason, Node, Pid};
 
 /// The events registered on a node, by name.
@@ -21,6 +21,14 @@ pub(crate) struct EventTable {
     pub(super) events: DashMap<Arc<str>, Entry>,
     /// What this node keeps for subscriptions across nodes.
     pub(super) remote: RemoteTables,
+}
+
+impl crate::Node {
+    /// This node's events (kept by the node core as an extension).
+    #[inline]
+    pub(crate) fn event_table(&self) -> &EventTable {
+        self.extension()
+    }
 }
 
 /// A registration, type-erased: the payload's identity and the typed channel behind it.

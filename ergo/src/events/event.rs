@@ -79,7 +79,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Event<T> {
     pub const fn remote(name: &'static str) -> Self {
         Event {
             name: Cow::Borrowed(name),
-            encode: Some(crate::remote::encode_cbor::<T>),
+            encode: Some(crate::node::codec::encode_cbor::<T>),
             _payload: PhantomData,
         }
     }
@@ -88,7 +88,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Event<T> {
     pub fn named_remote(name: impl Into<String>) -> Self {
         Event {
             name: Cow::Owned(name.into()),
-            encode: Some(crate::remote::encode_cbor::<T>),
+            encode: Some(crate::node::codec::encode_cbor::<T>),
             _payload: PhantomData,
         }
     }

@@ -21,9 +21,9 @@ use super::handles::Subscription;
 use super::subscribe::{deliver_to, link_end, monitor_end};
 use crate::error::NetError;
 use crate::error::SubscribeError;
+use crate::node::codec::{decode_cbor, decoding_with, encode_cbor, encode_cbor_vec};
+use crate::node::transport::{NodeService, Peer, Room, SendFailure, ServiceFrame};
 use crate::pid::NodeAtom;
-use crate::remote::{decode_cbor, decoding_with, encode_cbor, encode_cbor_vec};
-use crate::transport::{NodeService, Peer, Room, SendFailure, ServiceFrame};
 use crate::{Actor, ActorRef, ExitReason, Node, Pid};
 
 /// What a subscribing node asks the producer's node.
@@ -609,7 +609,7 @@ impl Node {
 /// the request goes (values may arrive before the answer).
 async fn ask_subscribe(
     node: &Node,
-    transport: &dyn crate::transport::Transport,
+    transport: &dyn crate::node::transport::Transport,
     atom: NodeAtom,
     request: &SubRequest,
     mirror: Arc<dyn MirrorSink>,

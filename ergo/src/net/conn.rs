@@ -27,8 +27,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{FrameCodec, FrameError, FrameKind, Header, PayloadWriter};
-use crate::remote::encode_cbor;
-use crate::transport::{Room, SendFailure};
+use crate::node::codec::encode_cbor;
+use crate::node::transport::{Room, SendFailure};
 
 /// A connection's outgoing buffer above which casts wait (and `try_cast` reports `Full`).
 pub(crate) const HIGH_WATER: usize = 4 * 1024 * 1024;

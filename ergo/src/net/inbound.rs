@@ -25,8 +25,10 @@ use super::conn::Conn;
 use super::frame::{Frame, FrameKind, Header, WirePid};
 use super::peer::{service_frame, PeerLink};
 use super::transport::Net;
-use crate::remote::decode_cbor;
-use crate::transport::{CallFailure, DeliverError, Peer, ReplyChannel, ReplyRoute, SendFailure};
+use crate::node::codec::decode_cbor;
+use crate::node::transport::{
+    CallFailure, DeliverError, Peer, ReplyChannel, ReplyRoute, SendFailure,
+};
 use crate::{CallError, Node, Pid};
 
 /// The header of a frame back to the sender of `h` (an answer, a failed call, a refused link
@@ -228,7 +230,7 @@ impl Net {
         node: &Node,
         route: &ConnRoute,
         h: &Header,
-        frame: crate::transport::ServiceFrame,
+        frame: crate::node::transport::ServiceFrame,
         payload: &[u8],
     ) -> Result<(), String> {
         let service = self

@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 use super::frame::FrameKind;
 use super::peer::PeerLink;
 use crate::exit::{Down, ExitReason, MonitorRef};
-use crate::mailbox::Sys;
+use crate::node::Sys;
 use crate::{Node, Pid};
 
 /// Links and monitors across one peer link.

@@ -12,11 +12,12 @@ use super::frame::{FrameKind, Header};
 use super::inbound::answer;
 use super::peer::PeerLink;
 use super::transport::{net_of, Net};
+use crate::actor::mailbox::Mailbox;
 use crate::error::NetError;
-use crate::mailbox::Mailbox;
+use crate::node::codec::{decode_cbor, encode_cbor_vec};
+use crate::node::transport::RemoteRef;
+use crate::node::transport::RemoteVTable;
 use crate::pid::NodeAtom;
-use crate::remote::{decode_cbor, encode_cbor_vec, RemoteVTable};
-use crate::transport::RemoteRef;
 use crate::{Actor, ActorRef, Node, Pid};
 
 #[derive(Serialize, Deserialize)]
@@ -118,7 +119,7 @@ impl Net {
                 })
             }
             LookupAnswer::Found { id, creation, .. } => Ok(ActorRef::from_remote(Arc::new(
-                RemoteRef::new(Pid::new(atom, id, creation), node.clone(), vtable),
+                RemoteRef::new(Pid::new(atom, id, creation), A::NAME, node.clone(), vtable),
             ))),
         }
     }

@@ -22,10 +22,10 @@ use super::frame::{FrameCodec, FrameKind, Header, WirePid};
 use super::links::LinkTable;
 use crate::error::NetError;
 use crate::exit::{ExitReason, MonitorRef};
-use crate::mailbox::Sys;
+use crate::node::transport::PendingReply;
+use crate::node::transport::{Peer, PendingCall, Room, SendFailure, ServiceFrame};
+use crate::node::Sys;
 use crate::pid::NodeAtom;
-use crate::remote::PendingReply;
-use crate::transport::{Peer, PendingCall, Room, SendFailure, ServiceFrame};
 use crate::{CallError, Pid};
 
 pub(crate) const CONNECTING: u8 = 0;

@@ -44,7 +44,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::remote::{decode_cbor, encode_cbor};
+use crate::node::codec::{decode_cbor, encode_cbor};
 
 /// The well-known port of the embedded registrar.
 pub const DEFAULT_REGISTRAR_PORT: u16 = 4370;

@@ -23,8 +23,8 @@ use super::inbound::answer_header;
 use super::links::{deliver_down, Watcher};
 use super::peer::PeerLink;
 use crate::exit::{ExitReason, MonitorRef};
-use crate::mailbox::{Sys, Target};
-use crate::remote::decode_cbor;
+use crate::node::codec::decode_cbor;
+use crate::node::{Sys, Target};
 use crate::{Node, Pid};
 
 /// Sends a signal to the peer's process `to` as a frame; records links and monitors so the

@@ -21,8 +21,8 @@ use super::inbound::answer;
 use super::peer::PeerLink;
 use super::transport::{net_of, Net};
 use crate::error::{NetError, RemoteSpawnError};
+use crate::node::transport::RemoteRef;
 use crate::pid::NodeAtom;
-use crate::transport::RemoteRef;
 use crate::{ActorRef, Node, Pid, RemoteActor};
 
 #[derive(Serialize, Deserialize)]
@@ -72,7 +72,7 @@ where
     }
 
     fn spawn(&self, node: Node, args: ciborium::Value) -> BoxFuture<'static, NodeAnswerOut> {
-        let args: Args = match crate::remote::decoding_with(&node, || args.deserialized()) {
+        let args: Args = match crate::node::codec::decoding_with(&node, || args.deserialized()) {
             Ok(args) => args,
             Err(e) => {
                 return Box::pin(async move { NodeAnswerOut(NodeAnswer::BadArgs(e.to_string())) })
@@ -243,7 +243,7 @@ impl Node {
             .await?;
         match answer {
             NodeAnswer::Spawned { id, creation } => Ok(ActorRef::from_remote(Arc::new(
-                RemoteRef::new(Pid::new(atom, id, creation), self.clone(), vtable),
+                RemoteRef::new(Pid::new(atom, id, creation), A::NAME, self.clone(), vtable),
             ))),
             other => Err(refusal(other, node, name, A::NAME)),
         }

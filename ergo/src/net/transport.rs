@@ -27,9 +27,9 @@ use super::frame::FrameCodec;
 use super::handshake::HandshakeConfig;
 use super::peer::{next_correlation, PeerLink, CONNECTING, DOWN, UP};
 use crate::error::NetError;
+use crate::node::transport::{NodeService, Peer, Transport};
 use crate::node::{TransportSetup, WeakNode};
 use crate::pid::NodeAtom;
-use crate::transport::{NodeService, Peer, Transport};
 use crate::NodeBuilder;
 use crate::{CallError, Node};
 

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::future::BoxFuture;
 
 use super::{Node, DEFAULT_CALL_TIMEOUT};
-use crate::transport::Transport;
+use crate::node::transport::Transport;
 use crate::Error;
 
 /// The settings of a transport, held by the builder until `start` and then turned into the
@@ -71,18 +71,10 @@ impl NodeBuilder {
         self
     }
 
-    /// Starts the node on the current tokio runtime.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] for an empty or malformed name (`name@host`; a name without `@host`
-    /// gets `@localhost`), a zero call timeout, an empty cookie, or an address it cannot
-    /// listen on.
-    ///
-    /// # Panics
-    ///
-    /// When called outside a tokio runtime.
-    pub async fn start(self) -> Result<Node, Error> {
+    /// The node, its settings checked and its transport made but not started: `boot.rs`'s
+    /// [`NodeBuilder::start`] adds the node services of the layers above the core, then starts
+    /// the transport.
+    pub(crate) async fn build(self) -> Result<Node, Error> {
         let name = if self.name.contains('@') {
             self.name
         } else {
@@ -113,11 +105,6 @@ impl NodeBuilder {
             Some(setup) => setup.start(&name, creation).await?,
             None => None,
         };
-        let node = Node::new(name, creation, self.call_timeout, transport);
-        if let Some(transport) = node.transport() {
-            transport.add_service(crate::events::node_service());
-            transport.start(&node);
-        }
-        Ok(node)
+        Ok(Node::new(name, creation, self.call_timeout, transport))
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::Supervisor;
 use crate::exit::ExitReason;
-use crate::mailbox::ProcHandle;
+use crate::node::ProcHandle;
 use crate::{Actor, Node, Pid, SpawnError, SpawnOptions};
 
 /// How a supervisor reacts when a child ends.

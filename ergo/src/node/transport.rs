@@ -19,8 +19,8 @@
 //! # Bytes
 //!
 //! What crosses the seam is already encoded: a message by its actor's
-//! [`RemoteVTable`](crate::remote::RemoteVTable) (CBOR), a reply likewise. A transport only
-//! moves bytes; the receiving process decodes its own message type ([`crate::mailbox`]'s
+//! [`RemoteVTable`] (CBOR), a reply likewise. A transport only
+//! moves bytes; the receiving process decodes its own message type ([`crate::actor::mailbox`]'s
 //! `deliver_encoded`), in the order the transport hands them over.
 //!
 //! # Order
@@ -44,15 +44,16 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::error::NetError;
 use crate::exit::{ExitReason, MonitorRef};
-use crate::mailbox::Sys;
+use crate::node::codec::{decode_cbor, encode_cbor_vec};
+use crate::node::{Node, Sys};
 use crate::pid::NodeAtom;
-use crate::remote::PendingReply;
-use crate::{CallError, Node, Pid};
+use crate::{CallError, Pid};
 
 pub(crate) use remote_ref::{RemoteCall, RemoteRef};
 pub use reply::ReplyRoute;
@@ -300,4 +301,55 @@ pub(crate) fn with_encoded(
         // Re-entered (a serializer that sends?): use a fresh buffer.
         Err(_) => run(&mut Vec::new()),
     })
+}
+
+/// A call's reply as the caller's node waits for it: decodes the reply's bytes and hands the
+/// value to the waiting call.
+#[doc(hidden)]
+pub struct PendingReply {
+    pub(crate) deliver: DeliverReply,
+}
+
+/// Decodes a reply's bytes into the waiting call's slot; on a decoding error it records the
+/// error in the given slot before giving the call up.
+pub(crate) type DeliverReply =
+    Box<dyn FnOnce(&[u8], &std::sync::OnceLock<crate::CallError>) -> Result<(), String> + Send>;
+
+impl std::fmt::Debug for PendingReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingReply")
+    }
+}
+
+/// The transport's view of a remote actor's message type. Not public API.
+#[doc(hidden)]
+pub struct RemoteVTable<M> {
+    pub(crate) encode: fn(&M, &mut Vec<u8>) -> Result<(), String>,
+    pub(crate) decode: fn(&[u8]) -> Result<M, String>,
+    pub(crate) take_reply: fn(&mut M) -> Option<PendingReply>,
+    pub(crate) set_reply: fn(&mut M, ReplyRoute),
+}
+
+impl<M> Clone for RemoteVTable<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M> Copy for RemoteVTable<M> {}
+
+impl<M: Serialize + DeserializeOwned + Send + 'static> RemoteVTable<M> {
+    /// A table for `M`: CBOR for the message, and the generated functions that take a local
+    /// reply slot out of a call (`take_reply`) and put a remote one in (`set_reply`).
+    pub fn new(
+        take_reply: fn(&mut M) -> Option<PendingReply>,
+        set_reply: fn(&mut M, ReplyRoute),
+    ) -> Self {
+        RemoteVTable {
+            encode: encode_cbor_vec::<M>,
+            decode: decode_cbor::<M>,
+            take_reply,
+            set_reply,
+        }
+    }
 }

@@ -10,7 +10,7 @@
 //! A stop, a kill, an exit signal that ends the process, and link and monitor bookkeeping
 //! overtake every queued normal message. A notice the actor *handles* — a [`Down`](crate::Down)
 //! for `#[on_down]`, a trapped exit signal for `#[on_exit]` — does not: it waits for its mark
-//! in the normal lane (see [`crate::mailbox`]), so the messages queued before it was sent are
+//! in the normal lane (see [`crate::actor::mailbox`]), so the messages queued before it was sent are
 //! handled first. A process that casts to its monitor (or to a trapping linked process) and then
 //! ends is always heard before its end is: the last line a client sends before it disconnects
 //! is not lost to its own `Down`.
@@ -22,8 +22,9 @@ use std::panic::AssertUnwindSafe;
 use futures_util::FutureExt;
 use tokio::sync::oneshot;
 
+use crate::actor::mailbox::Slot;
 use crate::exit::ExitReason;
-use crate::mailbox::{Slot, Sys};
+use crate::node::Sys;
 use crate::{Actor, Ctx};
 
 /// Normal messages handled per wake-up before the task yields to others.
@@ -149,7 +150,7 @@ async fn serve<A: Actor>(actor: &mut A, ctx: &mut Ctx<A>) -> (ExitReason, bool) 
 async fn serve_system<A: Actor>(
     actor: &mut A,
     ctx: &mut Ctx<A>,
-    mailbox: &crate::mailbox::Mailbox<A>,
+    mailbox: &crate::actor::mailbox::Mailbox<A>,
     waiting: &mut Waiting,
 ) -> Option<(ExitReason, bool)> {
     while let Some((msg, marked)) = mailbox.core().pop_sys() {
@@ -271,7 +272,8 @@ mod tests {
     async fn idle_process_future_stays_small() {
         let node = Node::builder("size@localhost").start().await.unwrap();
         let pid = crate::Pid::new(crate::pid::NodeAtom::intern("size@localhost"), 1, 1);
-        let mailbox = std::sync::Arc::new(crate::mailbox::Mailbox::<Idle>::new(node, pid, None));
+        let mailbox =
+            std::sync::Arc::new(crate::actor::mailbox::Mailbox::<Idle>::new(node, pid, None));
         let ctx = Ctx::new(ActorRef::from_mailbox(mailbox));
         let fut = run(Idle, ctx, None);
         let size = std::mem::size_of_val(&fut);

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{with_encoded, CallFailure, SendFailure};
-use crate::mailbox::ProcHandle;
+use crate::node::ProcHandle;
 use crate::Pid;
 
 /// The connection a call came in on, as its reply's way back.

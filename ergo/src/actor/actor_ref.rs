@@ -38,9 +38,10 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use crate::actor::mailbox::Mailbox;
 use crate::exit::ExitReason;
-use crate::mailbox::{AnyProcess, Mailbox, Sys};
-use crate::transport::RemoteRef;
+use crate::node::transport::RemoteRef;
+use crate::node::{AnyProcess, Sys};
 use crate::{Actor, Pid, SendError, TrySendError};
 
 /// A typed reference to a process running actor `A`, on this node or (for `#[actor(remote)]`
@@ -51,7 +52,7 @@ pub struct ActorRef<A: Actor> {
 
 enum Inner<A: Actor> {
     Local(Arc<Mailbox<A>>),
-    Remote(Arc<RemoteRef<A>>),
+    Remote(Arc<RemoteRef<A::Msg>>),
 }
 
 impl<A: Actor> Clone for ActorRef<A> {
@@ -73,7 +74,7 @@ impl<A: Actor> ActorRef<A> {
         }
     }
 
-    pub(crate) fn from_remote(remote: Arc<RemoteRef<A>>) -> Self {
+    pub(crate) fn from_remote(remote: Arc<RemoteRef<A::Msg>>) -> Self {
         ActorRef {
             inner: Inner::Remote(remote),
         }
@@ -90,7 +91,7 @@ impl<A: Actor> ActorRef<A> {
 
     /// The remote half of a ref to a process of another node.
     #[inline]
-    pub(crate) fn remote(&self) -> Option<&Arc<RemoteRef<A>>> {
+    pub(crate) fn remote(&self) -> Option<&Arc<RemoteRef<A::Msg>>> {
         match &self.inner {
             Inner::Local(_) => None,
             Inner::Remote(r) => Some(r),

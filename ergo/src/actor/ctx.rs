@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 
 use crate::exit::{Down, ExitReason, MonitorRef};
-use crate::mailbox::{AnyProcess, Sys, Target};
+use crate::node::{AnyProcess, Sys, Target};
 use crate::{Actor, ActorRef, Node, Pid, RegisterError, SpawnError, SpawnOptions};
 
 /// The context of a running process, handed to its handlers and hooks.

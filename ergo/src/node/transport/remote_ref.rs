@@ -6,25 +6,32 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::RemoteVTable;
 use super::{with_encoded, Peer, PendingCall, Room, SendFailure};
 use crate::error::NetError;
 use crate::exit::ExitReason;
-use crate::mailbox::Sys;
-use crate::remote::RemoteVTable;
-use crate::{Actor, CallError, Node, Pid, SendError, TrySendError};
+use crate::node::{Node, Sys};
+use crate::{CallError, Pid, SendError, TrySendError};
 
 /// A ref's view of a process of another node. The link is looked up per use, so a ref
 /// outlives reconnections (a message to a pid of an earlier run of its node fails as to an
 /// ended process).
-pub(crate) struct RemoteRef<A: Actor> {
+pub(crate) struct RemoteRef<M> {
     pid: Pid,
+    /// The actor's name (for logs).
+    actor: &'static str,
     node: Node,
-    vtable: RemoteVTable<A::Msg>,
+    vtable: RemoteVTable<M>,
 }
 
-impl<A: Actor> RemoteRef<A> {
-    pub(crate) fn new(pid: Pid, node: Node, vtable: RemoteVTable<A::Msg>) -> Self {
-        RemoteRef { pid, node, vtable }
+impl<M> RemoteRef<M> {
+    pub(crate) fn new(pid: Pid, actor: &'static str, node: Node, vtable: RemoteVTable<M>) -> Self {
+        RemoteRef {
+            pid,
+            actor,
+            node,
+            vtable,
+        }
     }
 
     #[inline]
@@ -50,7 +57,7 @@ impl<A: Actor> RemoteRef<A> {
         &self,
         peer: &dyn Peer,
         call: Option<u64>,
-        msg: &A::Msg,
+        msg: &M,
         room: Room,
     ) -> Result<(), SendFailure> {
         let encode = self.vtable.encode;
@@ -60,7 +67,7 @@ impl<A: Actor> RemoteRef<A> {
         )
     }
 
-    pub(crate) fn try_cast(&self, msg: A::Msg) -> Result<(), TrySendError<A::Msg>> {
+    pub(crate) fn try_cast(&self, msg: M) -> Result<(), TrySendError<M>> {
         let peer = match self.peer() {
             Ok(peer) if !peer.is_stale(self.pid) => peer,
             _ => return Err(TrySendError::Closed(msg)),
@@ -70,13 +77,13 @@ impl<A: Actor> RemoteRef<A> {
             Err(SendFailure::Full) => Err(TrySendError::Full(msg)),
             Err(SendFailure::Closed) => Err(TrySendError::Closed(msg)),
             Err(e) => {
-                tracing::error!(to = %self.pid, actor = A::NAME, "cast not sent: {e}");
+                tracing::error!(to = %self.pid, actor = self.actor, "cast not sent: {e}");
                 Err(TrySendError::Closed(msg))
             }
         }
     }
 
-    pub(crate) async fn cast(&self, mut msg: A::Msg) -> Result<(), SendError<A::Msg>> {
+    pub(crate) async fn cast(&self, mut msg: M) -> Result<(), SendError<M>> {
         loop {
             match self.try_cast(msg) {
                 Ok(()) => return Ok(()),
@@ -92,7 +99,7 @@ impl<A: Actor> RemoteRef<A> {
     }
 
     /// Sends a call: its reply slot becomes one of the link's pending calls.
-    pub(crate) fn start_call(&self, mut msg: A::Msg) -> Result<RemoteCall, CallError> {
+    pub(crate) fn start_call(&self, mut msg: M) -> Result<RemoteCall, CallError> {
         let transport = self.node.transport().ok_or(CallError::NoConnection)?;
         let peer = transport
             .peer(self.pid.node_atom())
