@@ -7,7 +7,7 @@
 //! | concern | methods | where |
 //! | --- | --- | --- |
 //! | start and identity | [`builder`](Node::builder), [`name`](Node::name), [`creation`](Node::creation), [`call_timeout`](Node::call_timeout) | here, [`NodeBuilder`] in `node/builder.rs`, its `start` in `boot.rs` |
-//! | typed processes and names | [`spawn`](Node::spawn), [`spawn_opts`](Node::spawn_opts), [`register`](Node::register), [`whereis`](Node::whereis) | [`crate::actor`] (`actor/spawn.rs`) |
+//! | typed processes and names | [`spawn`](Node::spawn), [`spawn_opts`](Node::spawn_opts), [`register`](Node::register), [`whereis`](Node::whereis) | [`crate::actor`](mod@crate::actor) (`actor/spawn.rs`) |
 //! | the process table | [`process_count`](Node::process_count), [`processes`](Node::processes), [`is_alive`](Node::is_alive), [`exit`](Node::exit), [`kill`](Node::kill), [`wait`](Node::wait) | here |
 //! | names by pid | [`unregister`](Node::unregister), [`whereis_pid`](Node::whereis_pid), [`registered`](Node::registered) | here |
 //! | the node's end | [`shutdown`](Node::shutdown), [`is_shutting_down`](Node::is_shutting_down), [`stopped`](Node::stopped) | here |
