@@ -62,7 +62,44 @@ async fn raw_peer(a: &Node, name: &str) -> (TcpStream, u32) {
     let peer = handshake(&mut stream, Role::Initiator, &config)
         .await
         .unwrap();
+    // Every connection opens with an `Attach` naming the dialler's link.
+    let attach = Header {
+        kind: FrameKind::Attach,
+        to: WirePid::NODE,
+        from: 0,
+        correlation: 1,
+    };
+    let mut out = BytesMut::new();
+    FrameCodec::new()
+        .encode_frame(&attach, &[], &mut out)
+        .unwrap();
+    stream.write_all(&out).await.unwrap();
     (stream, peer.creation)
+}
+
+#[tokio::test]
+async fn an_authenticated_peer_that_does_not_attach_first_is_refused() {
+    let (a, _c) = server("ns-a9@localhost").await;
+    let mut stream = TcpStream::connect(a.listen_addr().unwrap()).await.unwrap();
+    let config = HandshakeConfig::new("ns-unattached@localhost", 77, COOKIE).unwrap();
+    handshake(&mut stream, Role::Initiator, &config)
+        .await
+        .unwrap();
+    // A lookup where the `Attach` must come.
+    let lookup = Header {
+        kind: FrameKind::Lookup,
+        to: WirePid::NODE,
+        from: 3,
+        correlation: 5,
+    };
+    let mut out = BytesMut::new();
+    FrameCodec::new()
+        .encode_frame(&lookup, &[0x61, b'x'], &mut out)
+        .unwrap();
+    stream.write_all(&out).await.unwrap();
+    assert!(closed_by_peer(&mut stream).await, "closed within 3 s");
+    assert!(a.connected_nodes().is_empty());
+    still_serves(&a, "ns-honest9@localhost").await;
 }
 
 /// Reads until the socket closes (`true`) or 3 s pass (`false`).

@@ -172,6 +172,17 @@ impl Conn {
         Ok(())
     }
 
+    /// The `Attach` frame that opens the connection: it belongs to this node's link `link`.
+    pub(crate) fn push_attach(&self, codec: &FrameCodec, link: u64) {
+        let header = Header {
+            kind: FrameKind::Attach,
+            to: super::frame::WirePid::NODE,
+            from: 0,
+            correlation: link,
+        };
+        let _ = self.push_empty(codec, &header);
+    }
+
     /// A frame whose payload is `bytes`, already encoded.
     #[inline]
     pub(crate) fn push_bytes(

@@ -7,8 +7,11 @@
 //! The first use of a peer makes its link and dials `connections_per_peer` connections to the
 //! address its route (or the registrar) gives. A failed dial fails the calls waiting on it and
 //! makes further attempts wait (backoff, 100 ms doubling to 5 s). A peer that dials this node
-//! joins the link this node has to it, or makes a new one when there is none, it is down, or
-//! the peer restarted (another creation).
+//! joins the link this node has to it when that link carries the same link of the peer (the
+//! `Attach` frame that opens every connection names it), or makes a new one when there is none,
+//! it is down, the peer restarted (another creation), or the peer's link is a newer one: the
+//! old link goes down first (one `NoConnection` for its links and monitors), and is never
+//! joined by, nor closes, its successor.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -19,12 +22,44 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
 use super::conn::{write_loop, Conn};
+use super::frame::{FrameCodec, FrameKind, Header, HEADER_LEN, LEN_PREFIX};
 use super::handshake::{handshake, Role};
 use super::inbound::ConnRoute;
 use super::peer::{PeerLink, CONNECTING, UP};
 use super::transport::{Net, Report};
 use crate::pid::NodeAtom;
 use crate::Node;
+
+/// Reads the frame that opens an authenticated connection, the dialler's `Attach`, within
+/// `timeout`: the number of the dialler's link the connection belongs to. Reads exactly that
+/// frame, so nothing after it is taken from the stream.
+async fn read_attach<R>(read: &mut R, codec: &FrameCodec, timeout: Duration) -> Result<u64, String>
+where
+    R: tokio::io::AsyncRead + Unpin + ?Sized,
+{
+    use tokio::io::AsyncReadExt;
+    let first = async {
+        let mut prefix = [0; LEN_PREFIX];
+        let io = |e: std::io::Error| format!("reading the first frame: {e}");
+        read.read_exact(&mut prefix).await.map_err(io)?;
+        let len = codec.check_len(prefix).map_err(|e| e.to_string())?;
+        if len != HEADER_LEN {
+            return Err(format!("the first frame ({len} bytes) is not an Attach"));
+        }
+        let mut body = [0; HEADER_LEN];
+        read.read_exact(&mut body).await.map_err(io)?;
+        let header = Header::decode(&body).map_err(|e| e.to_string())?;
+        match header.kind {
+            FrameKind::Attach if header.correlation != 0 => Ok(header.correlation),
+            FrameKind::Attach => Err("an Attach frame naming no link".to_string()),
+            kind => Err(format!("the first frame is a {kind:?}, not an Attach")),
+        }
+    };
+    match tokio::time::timeout(timeout, first).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no Attach frame within {timeout:?}")),
+    }
+}
 
 /// An authenticated connection's byte stream: plain TCP, or TLS over it.
 pub(crate) enum Stream {
@@ -91,7 +126,7 @@ impl Net {
         }
         tracing::info!(peer = %link.name, %addr, connections = streams.len(), "connected");
         for (conn, stream) in link.outs.iter().zip(streams) {
-            self.run_conn(&node, &link, conn.clone(), stream);
+            self.run_conn(&node, &link, conn.clone(), stream, true);
         }
         link.up.notify_waiters();
     }
@@ -221,73 +256,120 @@ impl Net {
         if peer.name == self.handshake.name() || self.cancel.is_cancelled() {
             return;
         }
+        // The dialler's first frame names the link of its own the connection belongs to.
+        let attach_timeout = self.opts.handshake_timeout;
+        let attached = match &mut stream {
+            Stream::Plain(s) => read_attach(s, &self.codec, attach_timeout).await,
+            #[cfg(feature = "tls")]
+            Stream::TlsClient(s) => read_attach(&mut **s, &self.codec, attach_timeout).await,
+            #[cfg(feature = "tls")]
+            Stream::TlsServer(s) => read_attach(&mut **s, &self.codec, attach_timeout).await,
+        };
+        let theirs = match attached {
+            Ok(theirs) => theirs,
+            Err(e) => {
+                tracing::warn!(%addr, peer = %peer.name, "rejected a connection: {e}");
+                return;
+            }
+        };
         let atom = NodeAtom::intern(&peer.name);
         let conn = Conn::new(self.cancel.child_token());
         let mut replaced = None;
         let link = {
             use dashmap::mapref::entry::Entry;
+            let fresh = |replaced: &mut Option<_>, old: Option<(Arc<PeerLink>, String)>| {
+                let link = PeerLink::new(atom, UP, vec![conn.clone()], self.codec);
+                link.creation.store(peer.creation, Ordering::Release);
+                link.peer_link.store(theirs, Ordering::Release);
+                *replaced = old;
+                link
+            };
             match self.peers.entry(atom) {
                 Entry::Occupied(mut e) => {
                     let old = e.get().clone();
                     let creation = old.creation();
-                    if old.is_down() || (creation != 0 && creation != peer.creation) {
-                        let link = PeerLink::new(atom, UP, vec![conn.clone()], self.codec);
-                        link.creation.store(peer.creation, Ordering::Release);
-                        e.insert(link.clone());
-                        replaced = Some(old);
-                        link
+                    let restarted = creation != 0 && creation != peer.creation;
+                    let joined = if old.is_down() || restarted {
+                        Err(0)
                     } else {
-                        // Joining a link this node is still dialling: learn the peer's creation
-                        // now, so pids from this connection are right at once.
-                        let _ = old.creation.compare_exchange(
-                            0,
-                            peer.creation,
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        );
-                        old.extra.lock().push(conn.clone());
-                        old
+                        old.attach(theirs)
+                    };
+                    match joined {
+                        Ok(()) => {
+                            // Another connection of the peer's link this one carries (it
+                            // dials several, or both nodes dialled at once): learn the peer's
+                            // creation now, so pids from this connection are right at once.
+                            let _ = old.creation.compare_exchange(
+                                0,
+                                peer.creation,
+                                Ordering::AcqRel,
+                                Ordering::Acquire,
+                            );
+                            conn.push_attach(&self.codec, old.id);
+                            old.extra.lock().push(conn.clone());
+                            old
+                        }
+                        Err(current) if current != 0 && theirs < current => {
+                            // A late connection of a link the peer has already replaced.
+                            tracing::debug!(%addr, peer = %peer.name, "refused a connection of a replaced link");
+                            return;
+                        }
+                        Err(current) => {
+                            let reason = if restarted {
+                                "the peer restarted"
+                            } else if current != 0 {
+                                "the peer opened a new link"
+                            } else {
+                                "replaced"
+                            };
+                            let link = fresh(&mut replaced, Some((old, reason.to_string())));
+                            e.insert(link.clone());
+                            link
+                        }
                     }
                 }
                 Entry::Vacant(v) => {
-                    let link = PeerLink::new(atom, UP, vec![conn.clone()], self.codec);
-                    link.creation.store(peer.creation, Ordering::Release);
+                    let link = fresh(&mut replaced, None);
                     v.insert(link.clone());
                     link
                 }
             }
         };
-        if let Some(old) = replaced {
-            self.peer_down(&old, "the peer restarted".into());
+        if let Some((old, reason)) = replaced {
+            // Down before the successor's reader starts: the old link's readers stop at their
+            // next frame, and the successor delivers nothing until they have.
+            self.take_down(&old, reason, Report::Info);
         }
         self.backoff.remove(&atom);
         tracing::info!(peer = %peer.name, %addr, "accepted");
-        self.run_conn(&node, &link, conn, stream);
+        self.run_conn(&node, &link, conn, stream, false);
     }
 
-    /// Starts the reader and writer tasks of one connection.
+    /// Starts the reader and writer tasks of one connection (`dialled` by this node, or
+    /// accepted).
     fn run_conn(
         self: &Arc<Self>,
         node: &Node,
         link: &Arc<PeerLink>,
         conn: Arc<Conn>,
         stream: Stream,
+        dialled: bool,
     ) {
         match stream {
             // Plain TCP splits without a lock between the halves.
             Stream::Plain(tcp) => {
                 let (read, write) = tcp.into_split();
-                self.run_halves(node, link, conn, read, write);
+                self.run_halves(node, link, conn, read, write, dialled);
             }
             #[cfg(feature = "tls")]
             Stream::TlsClient(tls) => {
                 let (read, write) = tokio::io::split(*tls);
-                self.run_halves(node, link, conn, read, write);
+                self.run_halves(node, link, conn, read, write, dialled);
             }
             #[cfg(feature = "tls")]
             Stream::TlsServer(tls) => {
                 let (read, write) = tokio::io::split(*tls);
-                self.run_halves(node, link, conn, read, write);
+                self.run_halves(node, link, conn, read, write, dialled);
             }
         }
     }
@@ -300,6 +382,7 @@ impl Net {
         conn: Arc<Conn>,
         read: R,
         write: W,
+        dialled: bool,
     ) where
         R: tokio::io::AsyncRead + Unpin + Send + 'static,
         W: tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -332,7 +415,7 @@ impl Net {
         node.runtime().spawn(async move {
             // A panic while handling a frame (a user `Deserialize`, an event closure) takes the
             // link down like a malformed frame, instead of leaving it half dead.
-            let ended = std::panic::AssertUnwindSafe(net.read_loop(&node2, &route, read))
+            let ended = std::panic::AssertUnwindSafe(net.read_loop(&node2, &route, read, dialled))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(panicked);

@@ -130,11 +130,17 @@ pub enum FrameKind {
     /// The sender is closing this connection on purpose (its node is shutting down): everything
     /// it sent on the connection came before this frame, and nothing follows. No fields.
     Goodbye = 22,
+    /// The first frame on every connection after the handshake, in each direction:
+    /// `correlation` names the link of the sender the connection belongs to (a number the
+    /// sender never reuses while it runs, larger for a later link). The receiver keeps the
+    /// connections of one link of the peer together, and stops reading the connections of
+    /// an older link before it delivers anything from a newer one. No payload.
+    Attach = 23,
 }
 
 impl FrameKind {
     /// Every kind, in code order.
-    pub const ALL: [FrameKind; 22] = [
+    pub const ALL: [FrameKind; 23] = [
         FrameKind::Cast,
         FrameKind::Call,
         FrameKind::Reply,
@@ -157,6 +163,7 @@ impl FrameKind {
         FrameKind::EventUnsubscribe,
         FrameKind::NodeRequest,
         FrameKind::Goodbye,
+        FrameKind::Attach,
     ];
 
     /// The kind's code on the wire.

@@ -105,30 +105,67 @@ impl ReplyChannel for ConnRoute {
 }
 
 impl Net {
+    /// Reads and delivers one connection's frames until it ends. A connection this node
+    /// dialled (`dialled`) must open with the peer's `Attach`; the acceptor has read it already.
+    ///
+    /// # Order across links
+    ///
+    /// Frames are delivered a read at a time while holding the peer's gate shared, and only
+    /// while the connection is open. Before its first frame, the reader takes the gate once
+    /// exclusively: a link replaced by this one was taken down (its connections closed) before
+    /// this reader started, so once it holds the gate the old readers have finished what they
+    /// were delivering and will deliver nothing more, even frames already in their buffers.
     pub(super) async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
         self: &Arc<Self>,
         node: &Node,
         route: &Arc<ConnRoute>,
         mut read: R,
+        dialled: bool,
     ) -> Result<(), String> {
+        let gate = self.gate(route.link.atom);
+        drop(gate.write());
+        let mut attached = !dialled;
         let mut inbox = BytesMut::with_capacity(64 * 1024);
         loop {
-            loop {
-                match self.codec.decode_frame(&mut inbox) {
-                    Ok(Some(frame)) if frame.header.kind == FrameKind::Goodbye => {
-                        // Nothing follows on this connection. The link ends once the peer
-                        // said so on all of them (frames on the others may still be coming).
-                        return if route.link.said_goodbye() {
-                            Err("the peer shut down".into())
-                        } else {
-                            Ok(())
-                        };
+            {
+                let _open = gate.read();
+                if route.conn.cancel.is_cancelled() {
+                    return route.conn.ended();
+                }
+                loop {
+                    match self.codec.decode_frame(&mut inbox) {
+                        Ok(Some(frame)) if !attached => {
+                            attached = true;
+                            let h = frame.header;
+                            if h.kind != FrameKind::Attach || h.correlation == 0 {
+                                return Err(format!(
+                                    "the first frame is a {:?}, not an Attach",
+                                    h.kind
+                                ));
+                            }
+                            if let Err(carried) = route.link.attach(h.correlation) {
+                                return Err(format!(
+                                    "the peer put this connection in its link {}, not in {carried} \
+                                     (the one this link carries)",
+                                    h.correlation
+                                ));
+                            }
+                        }
+                        Ok(Some(frame)) if frame.header.kind == FrameKind::Goodbye => {
+                            // Nothing follows on this connection. The link ends once the peer
+                            // said so on all of them (frames on the others may still be coming).
+                            return if route.link.said_goodbye() {
+                                Err("the peer shut down".into())
+                            } else {
+                                Ok(())
+                            };
+                        }
+                        Ok(Some(frame)) => {
+                            self.dispatch(node, route, frame)?;
+                        }
+                        Ok(None) => break,
+                        Err(e) => return Err(format!("malformed frame: {e}")),
                     }
-                    Ok(Some(frame)) => {
-                        self.dispatch(node, route, frame)?;
-                    }
-                    Ok(None) => break,
-                    Err(e) => return Err(format!("malformed frame: {e}")),
                 }
             }
             if inbox.capacity() - inbox.len() < 16 * 1024 {
@@ -212,6 +249,7 @@ impl Net {
             }
             FrameKind::Heartbeat => {}
             FrameKind::Handshake => return Err("a handshake frame after authentication".into()),
+            FrameKind::Attach => return Err("a second Attach frame".into()),
             kind => {
                 if let Some(frame) = service_frame(kind) {
                     return self.to_service(node, route, &h, frame, payload);

@@ -7,6 +7,14 @@
 //! by the pid's id, so everything sent to one process keeps its order. When the peer dialled
 //! this node instead, `outs` is the connection it opened. Further connections the peer opens
 //! are read from and replied on, and closed with the link.
+//!
+//! # Links of the peer
+//!
+//! Every connection starts, in each direction, with an `Attach` frame naming the sender's
+//! link. A link carries the connections of exactly one link of the peer (`peer_link`): a
+//! connection of another of the peer's links never joins it. A connection of a newer link of
+//! the peer replaces this link instead (it goes down first), so nothing the peer sent on an
+//! older link is delivered after what it sends on a newer one (see `Net::read_loop`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -59,6 +67,9 @@ pub(crate) struct PeerLink {
     /// Links and monitors across the link, so its loss fires each once.
     pub(super) reg: Mutex<LinkTable>,
     pub(super) down_reason: OnceLock<String>,
+    /// The peer's link whose connections this link carries (from their `Attach` frames; 0
+    /// until the first arrives).
+    pub(super) peer_link: AtomicU64,
     /// How many of the link's connections the peer said `Goodbye` on.
     goodbyes: AtomicUsize,
     pub(super) codec: FrameCodec,
@@ -71,8 +82,13 @@ impl PeerLink {
         outs: Vec<Arc<Conn>>,
         codec: FrameCodec,
     ) -> Arc<PeerLink> {
+        let id = NEXT_LINK.fetch_add(1, Ordering::Relaxed);
+        for conn in &outs {
+            // First in the buffer, before anything a sender queues while the link connects.
+            conn.push_attach(&codec, id);
+        }
         Arc::new(PeerLink {
-            id: NEXT_LINK.fetch_add(1, Ordering::Relaxed),
+            id,
             atom,
             name: atom.name(),
             creation: AtomicU32::new(0),
@@ -83,9 +99,24 @@ impl PeerLink {
             pending: Mutex::new(HashMap::new()),
             reg: Mutex::new(LinkTable::default()),
             down_reason: OnceLock::new(),
+            peer_link: AtomicU64::new(0),
             goodbyes: AtomicUsize::new(0),
             codec,
         })
+    }
+
+    /// Records that one of this link's connections belongs to the peer's link `theirs`: `Ok`
+    /// when that is the link this one carries (or the first connection told), else the one it
+    /// carries.
+    pub(super) fn attach(&self, theirs: u64) -> Result<(), u64> {
+        match self
+            .peer_link
+            .compare_exchange(0, theirs, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => Ok(()),
+            Err(current) if current == theirs => Ok(()),
+            Err(current) => Err(current),
+        }
     }
 
     pub(super) fn is_down(&self) -> bool {

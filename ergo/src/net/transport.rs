@@ -54,6 +54,11 @@ pub(crate) struct Net {
     routes: DashMap<Arc<str>, SocketAddr>,
     pub(super) peers: DashMap<NodeAtom, Arc<PeerLink>, rustc_hash::FxBuildHasher>,
     pub(super) backoff: DashMap<NodeAtom, (Instant, Duration)>,
+    /// One per peer node, kept across its links: a reader delivers what it read while holding
+    /// it shared, and a new connection's reader takes it exclusively once before its first
+    /// frame, so it waits out whatever the readers of an older link were delivering (they
+    /// deliver nothing more: their connections were closed before).
+    gates: DashMap<NodeAtom, Arc<parking_lot::RwLock<()>>, rustc_hash::FxBuildHasher>,
     pub(super) handshakes: Arc<Semaphore>,
     pub(super) cancel: CancellationToken,
     /// This node said `Goodbye` to its peers (it is shutting down): links that end from now on
@@ -180,6 +185,7 @@ impl Net {
             routes,
             peers: DashMap::with_hasher(rustc_hash::FxBuildHasher),
             backoff: DashMap::new(),
+            gates: DashMap::with_hasher(rustc_hash::FxBuildHasher),
             cancel: CancellationToken::new(),
             leaving: AtomicBool::new(false),
             node: OnceLock::new(),
@@ -243,6 +249,11 @@ impl Net {
         known.sort();
         known.dedup();
         known
+    }
+
+    /// The delivery gate of the peer `atom` (see `gates`).
+    pub(super) fn gate(&self, atom: NodeAtom) -> Arc<parking_lot::RwLock<()>> {
+        self.gates.entry(atom).or_default().clone()
     }
 
     /// The link to the peer `atom`, made (and dialled) if there is none.

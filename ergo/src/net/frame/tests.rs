@@ -31,7 +31,8 @@ fn kind_codes_are_stable_and_round_trip() {
     }
     assert_eq!(FrameKind::from_code(0), None);
     assert_eq!(FrameKind::Goodbye.code(), 22);
-    assert_eq!(FrameKind::from_code(23), None);
+    assert_eq!(FrameKind::Attach.code(), 23);
+    assert_eq!(FrameKind::from_code(24), None);
     assert_eq!(FrameKind::from_code(255), None);
 }
 
