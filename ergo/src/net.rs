@@ -61,7 +61,9 @@
 //!   any process any message, link, monitor or kill it (which is why remote spawn is off by
 //!   default and allow-listed by name, [`Node::allow_spawn`](crate::Node::allow_spawn)).
 //! - **Resource exhaustion by strangers** is limited, not prevented: the handshake caps frames
-//!   at 64 KiB and time at the timeout, and the node must also cap concurrent handshakes.
+//!   at 64 KiB and time at the timeout, and the node shares its concurrent handshake slots
+//!   fairly (silent sockets yield theirs, and one source address cannot take them all; see
+//!   `NodeBuilder::max_handshakes`).
 //!
 //! # Examples
 //!
@@ -108,6 +110,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admission;
 mod api;
 mod config;
 mod conn;

@@ -275,47 +275,158 @@ async fn a_pid_of_an_earlier_run_gets_noproc_and_never_reaches_the_new_process()
     );
 }
 
-#[tokio::test]
-async fn idle_sockets_cannot_hold_the_handshake_slots() {
-    // A handshake timeout far beyond the test: any socket closed here was closed by the cap.
-    let a = Node::builder("ns-a6@localhost")
+/// A node with two handshake slots and hello and handshake timeouts far beyond the test: any
+/// socket closed here was closed to make room, or refused.
+async fn two_slot_server(name: &str) -> Node {
+    let a = Node::builder(name)
         .cookie(COOKIE)
         .no_registrar()
         .max_handshakes(2)
+        .hello_timeout(Duration::from_secs(120))
         .handshake_timeout(Duration::from_secs(120))
         .start()
         .await
         .unwrap();
     let c = a.spawn(Counter { n: 0 }).await.unwrap();
     a.register("counter", &c).unwrap();
-    // Two idle sockets take both slots; a third is closed.
-    let idle1 = TcpStream::connect(a.listen_addr().unwrap()).await.unwrap();
-    let idle2 = TcpStream::connect(a.listen_addr().unwrap()).await.unwrap();
+    a
+}
+
+#[tokio::test]
+async fn silent_sockets_give_their_handshake_slots_to_a_peer() {
+    let a = two_slot_server("ns-a6@localhost").await;
+    // Two silent sockets take both slots.
+    let mut idle1 = TcpStream::connect(a.listen_addr().unwrap()).await.unwrap();
+    let mut idle2 = TcpStream::connect(a.listen_addr().unwrap()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
+    // An honest peer (two connections) gets in at once, and the silent ones are closed.
+    let served = tokio::time::timeout(
+        Duration::from_secs(5),
+        still_serves(&a, "ns-honest6@localhost"),
+    );
+    assert!(
+        served.await.is_ok(),
+        "the peer got in while the slots were held"
+    );
+    assert!(
+        closed_by_peer(&mut idle1).await,
+        "the oldest silent socket was closed"
+    );
+    assert!(closed_by_peer(&mut idle2).await, "and the next");
+}
+
+#[tokio::test]
+async fn sockets_that_spoke_keep_their_slots_and_a_newcomer_is_refused() {
+    let a = two_slot_server("ns-a11@localhost").await;
+    // Two sockets send the first byte of a frame, then stall.
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(a.listen_addr().unwrap()).await.unwrap();
+        s.write_all(&[0]).await.unwrap();
+        slow.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // All slots are held by connections that spoke, all from this address: the third is
+    // closed at once, and the slow ones are not.
     let mut third = TcpStream::connect(a.listen_addr().unwrap()).await.unwrap();
     assert!(
         closed_by_peer(&mut third).await,
         "the third socket is closed"
     );
-    // Closing the idle ones frees their slots: an honest peer gets in.
-    drop((idle1, idle2));
-    let served = tokio::time::timeout(Duration::from_secs(5), async {
+    let mut buf = [0u8; 1];
+    let still_open = tokio::time::timeout(Duration::from_millis(200), slow[0].read(&mut buf));
+    assert!(still_open.await.is_err(), "a slow socket keeps its slot");
+    // Closing them frees their slots.
+    drop(slow);
+    tokio::time::timeout(Duration::from_secs(5), async {
         loop {
-            let b = Node::builder("ns-honest6@localhost")
+            let peer = Node::builder("ns-honest11@localhost")
                 .cookie(COOKIE)
                 .no_registrar()
                 .route(a.name(), a.listen_addr().unwrap().to_string())
                 .start()
                 .await
                 .unwrap();
-            if let Ok(counter) = b.lookup::<Counter>("counter", a.name()).await {
+            if let Ok(counter) = peer.lookup::<Counter>("counter", a.name()).await {
                 break counter.add(1).await.unwrap();
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
+    .await
+    .expect("the peer gets in once the slots are free");
+}
+
+#[tokio::test]
+async fn a_socket_that_sends_nothing_is_closed_after_the_hello_timeout() {
+    let a = Node::builder("ns-a12@localhost")
+        .cookie(COOKIE)
+        .no_registrar()
+        .hello_timeout(Duration::from_millis(100))
+        .handshake_timeout(Duration::from_secs(120))
+        .start()
+        .await
+        .unwrap();
+    let mut idle = TcpStream::connect(a.listen_addr().unwrap()).await.unwrap();
+    assert!(
+        closed_by_peer(&mut idle).await,
+        "closed within 3 s, not 120"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_silent_sockets_cannot_keep_a_reconnecting_peer_out() {
+    // Default slots (64), hello timeout (1 s) and handshake timeout (5 s).
+    let (a, _) = server("ns-a13@localhost").await;
+    let addr = a.listen_addr().unwrap();
+    let b = Node::builder("ns-b13@localhost")
+        .cookie(COOKIE)
+        .no_registrar()
+        .route(a.name(), addr.to_string())
+        .start()
+        .await
+        .unwrap();
+    let counter = b.lookup::<Counter>("counter", a.name()).await.unwrap();
+    counter.add(1).await.unwrap();
+    // 100 silent sockets, each reopened 10 ms after the node closes it, for at most 60 s (the
+    // set is aborted when the test ends, also on failure).
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        flood.spawn(async move {
+            let end = tokio::time::Instant::now() + Duration::from_secs(60);
+            while tokio::time::Instant::now() < end {
+                if let Ok(mut s) = TcpStream::connect(addr).await {
+                    let _ = tokio::time::timeout_at(end, s.read(&mut [0; 1])).await;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The peer must reconnect while the flood goes on, and its calls succeed.
+    b.disconnect(a.name());
+    let back = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut failed = 0u32;
+        loop {
+            match counter.add(1).await {
+                Ok(_) => return failed,
+                Err(_) => failed += 1,
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
     .await;
-    assert_eq!(served.ok(), Some(1));
+    assert!(
+        back.is_ok(),
+        "the peer got back in within 10 s of a sustained flood"
+    );
+    for _ in 0..20 {
+        counter
+            .add(1)
+            .await
+            .expect("calls succeed during the flood");
+    }
+    flood.abort_all();
 }
 
 #[tokio::test]
@@ -440,4 +551,30 @@ async fn a_full_bounded_mailbox_does_not_hold_up_the_connection() {
     })
     .await;
     assert!(all.is_ok());
+}
+
+#[tokio::test]
+async fn a_failed_connect_reports_why_also_while_backing_off() {
+    // A port nothing listens on: bound, then closed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let b = Node::builder("ns-b14@localhost")
+        .cookie(COOKIE)
+        .no_registrar()
+        .route("ns-nobody@localhost", addr.to_string())
+        .start()
+        .await
+        .unwrap();
+    let first = b.connect("ns-nobody@localhost").await.unwrap_err();
+    assert!(
+        first.to_string().contains(&format!("connecting to {addr}")),
+        "{first}"
+    );
+    // At once again: the node waits before dialling again, and says why.
+    let again = b.connect("ns-nobody@localhost").await.unwrap_err();
+    let text = again.to_string();
+    assert!(matches!(again, NetError::NoConnection { .. }), "{again:?}");
+    assert!(text.contains(&format!("connecting to {addr}")), "{text}");
+    assert!(text.contains("the next attempt in"), "{text}");
 }

@@ -21,6 +21,7 @@ pub(crate) struct NetOptions {
     pub(crate) max_frame_len: usize,
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_handshakes: usize,
+    pub(crate) hello_timeout: Duration,
     pub(crate) connect_timeout: Duration,
 }
 
@@ -56,6 +57,7 @@ impl Default for NetOptions {
             max_frame_len: super::frame::DEFAULT_MAX_FRAME_LEN,
             handshake_timeout: super::handshake::DEFAULT_HANDSHAKE_TIMEOUT,
             max_handshakes: 64,
+            hello_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(5),
         }
     }
@@ -159,10 +161,35 @@ impl NodeBuilder {
         self
     }
 
-    /// How many incoming handshakes may run at once (default 64); connections beyond it are
-    /// closed at once.
+    /// How many incoming handshakes may run at once (default 64). When all are running, a
+    /// new connection takes the slot of the oldest one that has not sent a byte yet, or else
+    /// of the oldest of the source address holding the most slots, down to a fair share; only
+    /// when neither is possible is it closed at once. So silent sockets, however many, never
+    /// keep a peer out, and one address cannot take every slot from the others.
     pub fn max_handshakes(mut self, n: usize) -> Self {
         self.net_options().max_handshakes = n;
+        self
+    }
+
+    /// The time a new incoming connection has to send its first bytes (default 1 s, and never
+    /// more than the handshake timeout). A node that dials speaks at once; a socket that
+    /// stays silent longer is closed.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), ergo::Error> {
+    /// use std::time::Duration;
+    /// use ergo::prelude::*;
+    ///
+    /// let node = Node::builder("hello-doc@localhost")
+    ///     .cookie("a long random secret")
+    ///     .no_registrar()
+    ///     .hello_timeout(Duration::from_millis(300))
+    ///     .start()
+    ///     .await?;
+    /// # drop(node); Ok(()) }
+    /// ```
+    pub fn hello_timeout(mut self, timeout: Duration) -> Self {
+        self.net_options().hello_timeout = timeout;
         self
     }
 }

@@ -1,6 +1,6 @@
 //! Making connections: dialling a peer (TCP, then TLS when configured, then the cookie
-//! handshake), accepting peers (at most `max_handshakes` at once, each within the handshake
-//! timeout), and starting the reader and writer tasks of an authenticated connection.
+//! handshake), accepting peers (`max_handshakes` slots shared fairly, see `admission`, each
+//! handshake within its timeout), and starting the reader and writer tasks of an authenticated connection.
 //!
 //! # Joining links
 //!
@@ -21,12 +21,13 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
+use super::admission::{Refused, Ticket};
 use super::conn::{write_loop, Conn};
 use super::frame::{FrameCodec, FrameKind, Header, HEADER_LEN, LEN_PREFIX};
 use super::handshake::{handshake, Role};
 use super::inbound::ConnRoute;
 use super::peer::{PeerLink, CONNECTING, UP};
-use super::transport::{Net, Report};
+use super::transport::{Backoff, Net, Report};
 use crate::pid::NodeAtom;
 use crate::Node;
 
@@ -137,10 +138,14 @@ impl Net {
             .backoff
             .get(&link.atom)
             .map_or(Duration::from_millis(100), |b| {
-                (b.1 * 2).min(Duration::from_secs(5))
+                (b.delay * 2).min(Duration::from_secs(5))
             });
-        self.backoff
-            .insert(link.atom, (Instant::now() + delay, delay));
+        let backoff = Backoff {
+            until: Instant::now() + delay,
+            delay,
+            reason: Arc::from(reason.as_str()),
+        };
+        self.backoff.insert(link.atom, backoff);
         tracing::warn!(peer = %link.name, "cannot connect: {reason}");
         self.take_down(link, reason, Report::Quiet);
     }
@@ -188,17 +193,27 @@ impl Net {
                 accepted = listener.accept() => accepted,
             };
             match accepted {
-                Ok((stream, addr)) => match self.handshakes.clone().try_acquire_owned() {
-                    Ok(permit) => {
+                Ok((stream, addr)) => match self.admission.admit(addr.ip()) {
+                    Ok(ticket) => {
                         let (net, node2) = (self.clone(), node.clone());
                         node.runtime().spawn(async move {
-                            net.accept_one(node2, stream, addr).await;
-                            drop(permit);
+                            let evicted = ticket.evicted.clone();
+                            tokio::select! {
+                                _ = evicted.cancelled() => net.rejected(
+                                    addr,
+                                    None,
+                                    "closed to free its handshake slot for a newer connection",
+                                ),
+                                _ = net.clone().accept_one(node2, stream, addr, ticket) => {}
+                            }
                         });
                     }
-                    Err(_) => {
-                        tracing::warn!(%addr, "too many handshakes in progress; connection dropped");
-                    }
+                    Err(Refused::Full) => self.rejected(
+                        addr,
+                        None,
+                        "every handshake slot is taken by a connection that has spoken, and \
+                         its source holds its fair share",
+                    ),
                 },
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
@@ -208,22 +223,50 @@ impl Net {
         }
     }
 
-    async fn accept_one(self: Arc<Self>, node: Node, tcp: TcpStream, addr: SocketAddr) {
+    /// Logs a refused incoming connection, at most once per `admission::LOG_EVERY` (a
+    /// flood of them must not flood the log); the others are logged at debug level and
+    /// counted in the next warning.
+    fn rejected(&self, addr: SocketAddr, peer: Option<&str>, reason: impl std::fmt::Display) {
+        let peer = peer.unwrap_or("-");
+        match self.admission.may_log() {
+            Some(0) => tracing::warn!(%addr, %peer, "rejected a connection: {reason}"),
+            Some(more) => tracing::warn!(
+                %addr,
+                %peer,
+                "rejected a connection: {reason} (and {more} more since the last such line, \
+                 not logged)"
+            ),
+            None => tracing::debug!(%addr, %peer, "rejected a connection: {reason}"),
+        }
+    }
+
+    async fn accept_one(
+        self: Arc<Self>,
+        node: Node,
+        tcp: TcpStream,
+        addr: SocketAddr,
+        ticket: Ticket,
+    ) {
         let _ = tcp.set_nodelay(true);
+        // A peer that dials speaks first (its Hello, or its TLS ClientHello): a socket that
+        // says nothing within the hello timeout is not one, and is closed.
+        let hello = self.opts.hello_timeout.min(self.opts.handshake_timeout);
+        match tokio::time::timeout(hello, tcp.peek(&mut [0; 1])).await {
+            Ok(Ok(n)) if n > 0 => ticket.spoke(),
+            Ok(Ok(_)) => return,
+            Ok(Err(e)) => return self.rejected(addr, None, e),
+            Err(_) => {
+                return self.rejected(addr, None, format_args!("sent nothing within {hello:?}"))
+            }
+        }
         #[cfg(feature = "tls")]
         let mut stream = match &self.opts.tls {
             Some(tls) => {
                 let timeout = self.opts.handshake_timeout;
                 match tokio::time::timeout(timeout, tls.accept(tcp)).await {
                     Ok(Ok(tls)) => Stream::TlsServer(Box::new(tls)),
-                    Ok(Err(e)) => {
-                        tracing::warn!(%addr, "rejected a connection: {e}");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::warn!(%addr, "rejected a connection: TLS timed out");
-                        return;
-                    }
+                    Ok(Err(e)) => return self.rejected(addr, None, e),
+                    Err(_) => return self.rejected(addr, None, "TLS timed out"),
                 }
             }
             None => Stream::Plain(tcp),
@@ -239,18 +282,14 @@ impl Net {
         };
         let peer = match shaken {
             Ok(peer) => peer,
-            Err(e) => {
-                tracing::warn!(%addr, "rejected a connection: {e}");
-                return;
-            }
+            Err(e) => return self.rejected(addr, None, e),
         };
         // Over TLS, the dialler's certificate must name the node it claims to be.
         #[cfg(feature = "tls")]
         if let Stream::TlsServer(tls) = &stream {
             let certs = tls.get_ref().1.peer_certificates();
             if let Err(e) = super::tls::check_identity(certs, &peer.name) {
-                tracing::warn!(%addr, peer = %peer.name, "rejected a connection: {e}");
-                return;
+                return self.rejected(addr, Some(&peer.name), e);
             }
         }
         if peer.name == self.handshake.name() || self.cancel.is_cancelled() {
@@ -267,11 +306,10 @@ impl Net {
         };
         let theirs = match attached {
             Ok(theirs) => theirs,
-            Err(e) => {
-                tracing::warn!(%addr, peer = %peer.name, "rejected a connection: {e}");
-                return;
-            }
+            Err(e) => return self.rejected(addr, Some(&peer.name), e),
         };
+        // The handshake is over: its slot is free for the next socket.
+        drop(ticket);
         let atom = NodeAtom::intern(&peer.name);
         let conn = Conn::new(self.cancel.child_token());
         let mut replaced = None;

@@ -17,7 +17,6 @@ use dashmap::DashMap;
 use futures_util::future::BoxFuture;
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +43,13 @@ pub(super) enum Report {
     Quiet,
 }
 
+/// A peer this node failed to dial: when it may try again, and why the last attempt failed.
+pub(super) struct Backoff {
+    pub(super) until: Instant,
+    pub(super) delay: Duration,
+    pub(super) reason: Arc<str>,
+}
+
 /// The network half of a node.
 pub(crate) struct Net {
     pub(crate) opts: NetOptions,
@@ -53,13 +59,13 @@ pub(crate) struct Net {
     listener: Mutex<Option<TcpListener>>,
     routes: DashMap<Arc<str>, SocketAddr>,
     pub(super) peers: DashMap<NodeAtom, Arc<PeerLink>, rustc_hash::FxBuildHasher>,
-    pub(super) backoff: DashMap<NodeAtom, (Instant, Duration)>,
+    pub(super) backoff: DashMap<NodeAtom, Backoff>,
     /// One per peer node, kept across its links: a reader delivers what it read while holding
     /// it shared, and a new connection's reader takes it exclusively once before its first
     /// frame, so it waits out whatever the readers of an older link were delivering (they
     /// deliver nothing more: their connections were closed before).
     gates: DashMap<NodeAtom, Arc<parking_lot::RwLock<()>>, rustc_hash::FxBuildHasher>,
-    pub(super) handshakes: Arc<Semaphore>,
+    pub(super) admission: Arc<super::admission::Admission>,
     pub(super) cancel: CancellationToken,
     /// This node said `Goodbye` to its peers (it is shutting down): links that end from now on
     /// end as expected, and are not logged.
@@ -139,6 +145,11 @@ impl Net {
                 "connections per peer and concurrent handshakes must be at least 1".into(),
             ));
         }
+        if opts.hello_timeout.is_zero() || opts.handshake_timeout.is_zero() {
+            return Err(crate::Error::Config(
+                "the hello and handshake timeouts must be longer than zero".into(),
+            ));
+        }
         if opts.heartbeat.is_zero() || opts.heartbeat_timeout <= opts.heartbeat {
             return Err(crate::Error::Config(
                 "the heartbeat timeout must be longer than the (non-zero) heartbeat interval"
@@ -176,7 +187,7 @@ impl Net {
             (None, None)
         };
         Ok(Arc::new_cyclic(|me| Net {
-            handshakes: Arc::new(Semaphore::new(opts.max_handshakes)),
+            admission: super::admission::Admission::new(opts.max_handshakes),
             codec: FrameCodec::with_max_frame_len(opts.max_frame_len),
             opts,
             handshake,
@@ -278,10 +289,15 @@ impl Net {
                     });
                 }
                 if let Some(b) = self.backoff.get(&atom) {
-                    if Instant::now() < b.0 {
+                    let now = Instant::now();
+                    if now < b.until {
                         return Err(NetError::NoConnection {
                             node: atom.name().to_string(),
-                            reason: "the last attempt failed; retrying later (backoff)".into(),
+                            reason: format!(
+                                "{} (the next attempt in {:?})",
+                                b.reason,
+                                b.until - now
+                            ),
                         });
                     }
                 }
