@@ -278,9 +278,10 @@ impl Supervisor {
                 .start(&node, ctx.myself().handle(), opts)?;
         let pid = handle.core().pid();
         // Linked before the child runs (the child holds our handle the same way).
-        ctx.extras_mut()
-            .links
-            .insert(pid, crate::node::Target::Local(handle.clone()));
+        ctx.myself()
+            .mailbox()
+            .core()
+            .add_link(pid, crate::node::Target::Local(handle.clone()));
         started.await?;
         tracing::debug!(child = %self.children[i].spec.id, %pid, "child started");
         self.children[i].running = Some(handle);

@@ -73,6 +73,43 @@ impl Life {
         "pong".to_owned()
     }
 
+    /// Logs, waits `ms` (an await point), logs again.
+    #[handle]
+    async fn nap(&mut self, ms: u64) {
+        self.log.lock().unwrap().push("nap start".into());
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        self.log.lock().unwrap().push("nap end".into());
+    }
+
+    #[handle]
+    fn trap(&mut self, on: bool, ctx: &mut Ctx<Self>) {
+        ctx.trap_exit(on);
+    }
+
+    #[handle]
+    fn link_to(&mut self, pid: Pid, ctx: &mut Ctx<Self>) {
+        ctx.link(pid);
+    }
+
+    #[handle]
+    fn unlink_from(&mut self, pid: Pid, ctx: &mut Ctx<Self>) {
+        ctx.unlink(pid);
+    }
+
+    /// Counts; at `n == at`, sends itself an exit signal (untrapped: ends it before the next).
+    #[handle]
+    fn count(&mut self, n: u32, at: u32, ctx: &mut Ctx<Self>) {
+        self.log.lock().unwrap().push(format!("count {n}"));
+        if n == at {
+            ctx.exit(ctx.pid(), ExitReason::Error("enough".into()));
+        }
+    }
+
+    #[on_exit]
+    fn on_exit(&mut self, _from: Pid, reason: ExitReason) {
+        self.log.lock().unwrap().push(format!("on_exit {reason}"));
+    }
+
     #[terminate]
     fn terminate(&mut self, reason: &ExitReason) {
         self.log.lock().unwrap().push(format!("terminate {reason}"));
@@ -334,4 +371,119 @@ async fn an_ending_process_refuses_messages_and_frees_its_name_before_terminate(
         ExitReason::Panic("going down".into())
     );
     assert_eq!(entries(&l).last().unwrap(), "terminate ends");
+}
+
+/// Waits until the log has `entry`.
+async fn logged(l: &Log, entry: &str) {
+    eventually(entry, || async {
+        entries(l).iter().any(|e| e == entry).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exit_signal_ends_a_process_waiting_inside_a_handler() {
+    let node = node("life-exit-mid").await;
+    let l = log();
+    let a = node.spawn(Life::new(&l)).await.unwrap();
+    // A handler that would wait for an hour.
+    a.nap(3_600_000).await.unwrap();
+    logged(&l, "nap start").await;
+    assert!(a.exit(a.pid(), ExitReason::Error("shut it".into())));
+    assert_eq!(
+        within("exit", a.wait()).await,
+        ExitReason::Error("shut it".into())
+    );
+    let got = entries(&l);
+    assert_eq!(got.last().unwrap(), "terminate error: shut it", "{got:?}");
+    assert!(!got.iter().any(|e| e == "nap end"), "{got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_link_ends_a_process_waiting_inside_a_handler() {
+    let node = node("life-link-mid").await;
+    let l = log();
+    let a = node.spawn(Life::new(&l)).await.unwrap();
+    let b = node.spawn(Life::new(&log())).await.unwrap();
+    a.link_to(b.pid()).await.unwrap();
+    a.nap(3_600_000).await.unwrap();
+    logged(&l, "nap start").await;
+    b.explode().await.unwrap();
+    assert_eq!(
+        within("exit", a.wait()).await,
+        ExitReason::Panic("handler exploded".into())
+    );
+    assert_eq!(
+        entries(&l).last().unwrap(),
+        "terminate panic: handler exploded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trapped_exit_waits_for_the_handler_then_reaches_on_exit() {
+    let node = node("life-trap-mid").await;
+    let l = log();
+    let a = node.spawn(Life::new(&l)).await.unwrap();
+    a.trap(true).await.unwrap();
+    a.nap(200).await.unwrap();
+    logged(&l, "nap start").await;
+    assert!(a.exit(a.pid(), ExitReason::Error("trapped".into())));
+    logged(&l, "on_exit error: trapped").await;
+    let got = entries(&l);
+    let end = got.iter().position(|e| e == "nap end");
+    let trapped = got.iter().position(|e| e == "on_exit error: trapped");
+    assert!(end.is_some() && end < trapped, "{got:?}");
+    assert_eq!(a.ping().await, Ok("pong".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exit_from_a_removed_link_does_not_cut_a_handler_short() {
+    let node = node("life-unlinked-mid").await;
+    let l = log();
+    let a = node.spawn(Life::new(&l)).await.unwrap();
+    let b = node.spawn(Life::new(&log())).await.unwrap();
+    a.link_to(b.pid()).await.unwrap();
+    a.unlink_from(b.pid()).await.unwrap();
+    a.nap(200).await.unwrap();
+    logged(&l, "nap start").await;
+    b.explode().await.unwrap();
+    within("b ends", b.wait()).await;
+    logged(&l, "nap end").await;
+    assert_eq!(a.ping().await, Ok("pong".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_lets_the_running_handler_finish() {
+    let node = node("life-stop-mid").await;
+    let l = log();
+    let a = node.spawn(Life::new(&l)).await.unwrap();
+    a.nap(100).await.unwrap();
+    logged(&l, "nap start").await;
+    assert!(a.stop(ExitReason::Shutdown));
+    assert_eq!(within("exit", a.wait()).await, ExitReason::Shutdown);
+    let got = entries(&l);
+    assert_eq!(
+        &got[got.len() - 2..],
+        ["nap end", "terminate shutdown"],
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_exit_signal_sent_by_a_handler_stops_the_batch_it_is_in() {
+    let node = node("life-exit-batch").await;
+    let l = log();
+    let a = node.spawn(Life::new(&l)).await.unwrap();
+    for n in 1..=50 {
+        a.count(n, 10).await.unwrap();
+    }
+    assert_eq!(
+        within("exit", a.wait()).await,
+        ExitReason::Error("enough".into())
+    );
+    let counted = entries(&l)
+        .iter()
+        .filter(|e| e.starts_with("count"))
+        .count();
+    assert_eq!(counted, 10, "{:?}", entries(&l));
 }

@@ -49,7 +49,6 @@ pub struct Ctx<A: Actor> {
 /// Links, monitors and timers: allocated on first use, so idle processes stay small.
 #[derive(Default)]
 pub(crate) struct Extras {
-    pub(crate) links: HashMap<Pid, Target>,
     /// Monitors this process holds on others (`None`: the target was already dead).
     pub(crate) monitors: HashMap<MonitorRef, (Pid, Option<Target>)>,
     /// Monitors others hold on this process, by watcher and ref (refs of other nodes' watchers
@@ -122,7 +121,10 @@ impl<A: Actor> Ctx<A> {
     /// Turns exit trapping on or off. While on, exit signals from links (and `exit` calls) arrive
     /// at the `#[on_exit]` hook instead of stopping this process. Kills are never trapped.
     pub fn trap_exit(&mut self, on: bool) {
-        self.trap_exit = on;
+        if self.trap_exit != on {
+            self.trap_exit = on;
+            self.myself.mailbox().core().set_traps(on);
+        }
     }
 
     /// Whether this process traps exits.
@@ -138,19 +140,14 @@ impl<A: Actor> Ctx<A> {
     /// Links this process and `pid` (both ways). Linking to an ended process sends this process
     /// an exit signal with [`ExitReason::NoProc`]. Linking twice is the same as once.
     pub fn link(&mut self, pid: Pid) {
-        if pid == self.pid()
-            || self
-                .extras
-                .as_ref()
-                .is_some_and(|e| e.links.contains_key(&pid))
-        {
+        if pid == self.pid() || self.myself.mailbox().core().is_linked(pid) {
             return;
         }
         let me = Target::Local(self.myself.handle());
         match self.node().target(pid) {
             Some(other) => match other.send_sys(Sys::Link(me)) {
                 Ok(()) => {
-                    self.extras_mut().links.insert(pid, other);
+                    self.myself.mailbox().core().add_link(pid, other);
                 }
                 Err(_) => self.self_signal(Sys::Exit {
                     from: pid,
@@ -173,17 +170,14 @@ impl<A: Actor> Ctx<A> {
     /// Removes the link to `pid`, if any. No exit signal from it arrives after this.
     pub fn unlink(&mut self, pid: Pid) {
         let me = self.pid();
-        if let Some(other) = self.extras.as_mut().and_then(|e| e.links.remove(&pid)) {
+        if let Some(other) = self.myself.mailbox().core().remove_link(pid) {
             let _ = other.send_sys(Sys::Unlink(me));
         }
     }
 
     /// The pids this process is linked to.
     pub fn links(&self) -> Vec<Pid> {
-        self.extras
-            .as_ref()
-            .map(|e| e.links.keys().copied().collect())
-            .unwrap_or_default()
+        self.myself.mailbox().core().link_pids()
     }
 
     /// Monitors `pid`: when it ends, `#[on_down]` receives a [`Down`] for the returned ref.
@@ -280,9 +274,10 @@ impl<A: Actor> Ctx<A> {
         let node = self.node().clone();
         let me = self.myself.handle();
         let (child, started) = node.start_process(actor, opts, Some(me))?;
-        self.extras_mut()
-            .links
-            .insert(child.pid(), Target::Local(child.handle()));
+        self.myself
+            .mailbox()
+            .core()
+            .add_link(child.pid(), Target::Local(child.handle()));
         started.await.map(|()| child)
     }
 
@@ -414,8 +409,8 @@ impl<A: Actor> Ctx<A> {
                 _ => {}
             }
         }
-        for other in extras.links.values() {
-            exit(other);
+        for other in core.take_links() {
+            exit(&other);
         }
         for ((_, monitor), by) in &extras.monitored_by {
             down(by, *monitor);

@@ -5,6 +5,19 @@
 //! arrives), and sleeps when both lanes are empty. A panic anywhere in the actor's code is caught
 //! and ends only this process, with [`ExitReason::Panic`].
 //!
+//! # Ending a process while a handler runs
+//!
+//! A handler is never cut short between two of its statements, only where it waits: when a
+//! kill, or an exit signal the process does not trap (from a live link, or an `exit` call,
+//! with a reason other than `Normal`), arrives while a handler waits at an `.await`, the
+//! handler is dropped there (its locals dropped, a call it was answering failed with the exit
+//! reason) and the process ends at once: a kill without `terminate`, an exit signal with
+//! `terminate(reason)` seeing the state as the handler left it. A handler that never waits
+//! (synchronous) runs to its end, and the process ends before the next message. A stop
+//! ([`ActorRef::stop`](crate::ActorRef::stop)) is a request: the running handler finishes,
+//! then `terminate` runs. Hooks (`init`, `on_exit`, `on_down`, `terminate`) run to their end,
+//! except under a kill (the task is aborted at their next await point).
+//!
 //! # What overtakes what
 //!
 //! A stop, a kill, an exit signal that ends the process, and link and monitor bookkeeping
@@ -117,7 +130,16 @@ async fn serve<A: Actor>(actor: &mut A, ctx: &mut Ctx<A>) -> (ExitReason, bool) 
             }
             handled += 1;
             match slot {
-                Slot::Msg(msg) => actor.handle(msg, ctx).await,
+                Slot::Msg(msg) => {
+                    if until_doomed(actor.handle(msg, ctx), mailbox.core()).await {
+                        // Ended at an await point: the system lane has what ends the process.
+                        if let Some(end) =
+                            Box::pin(serve_system(actor, ctx, &mailbox, &mut waiting)).await
+                        {
+                            return end;
+                        }
+                    }
+                }
                 Slot::Mark => {
                     let notice = waiting.as_mut().and_then(|w| w.pop_front()).flatten();
                     if waiting.as_ref().is_some_and(|w| w.is_empty()) {
@@ -143,6 +165,24 @@ async fn serve<A: Actor>(actor: &mut A, ctx: &mut Ctx<A>) -> (ExitReason, bool) 
             std::future::poll_fn(|cx| mailbox.poll_ready(cx)).await;
         }
     }
+}
+
+/// Runs a handler to its end, or until the system lane holds a message that ends the process
+/// (a kill, or an exit signal it does not trap) while the handler waits at an await point:
+/// then the handler is dropped there and `true` returned. A handler that returns without
+/// waiting costs one poll more than awaiting it directly.
+#[inline]
+async fn until_doomed<F: std::future::Future<Output = ()>>(
+    handler: F,
+    core: &crate::node::ProcCore,
+) -> bool {
+    let mut handler = std::pin::pin!(handler);
+    std::future::poll_fn(|cx| match handler.as_mut().poll(cx) {
+        std::task::Poll::Ready(()) => std::task::Poll::Ready(false),
+        std::task::Poll::Pending if core.poll_doomed(cx) => std::task::Poll::Ready(true),
+        std::task::Poll::Pending => std::task::Poll::Pending,
+    })
+    .await
 }
 
 /// Serves the whole system lane (a notice the actor handles waits for its mark instead);
@@ -197,13 +237,7 @@ async fn system<A: Actor>(actor: &mut A, ctx: &mut Ctx<A>, msg: Sys) -> Flow {
             reason,
             linked,
         } => {
-            if linked
-                && ctx
-                    .extras
-                    .as_mut()
-                    .and_then(|e| e.links.remove(&from))
-                    .is_none()
-            {
+            if linked && ctx.myself().mailbox().core().remove_link(from).is_none() {
                 // Unlinked before the signal arrived: it no longer concerns us.
                 return Flow::Continue;
             }
@@ -218,13 +252,11 @@ async fn system<A: Actor>(actor: &mut A, ctx: &mut Ctx<A>, msg: Sys) -> Flow {
         }
         Sys::Link(other) => {
             let pid = other.pid();
-            ctx.extras_mut().links.insert(pid, other);
+            ctx.myself().mailbox().core().add_link(pid, other);
             Flow::Continue
         }
         Sys::Unlink(pid) => {
-            if let Some(e) = ctx.extras.as_mut() {
-                e.links.remove(&pid);
-            }
+            ctx.myself().mailbox().core().remove_link(pid);
             Flow::Continue
         }
         Sys::Monitor { by, monitor } => {

@@ -92,16 +92,16 @@ impl Node {
         let capacity = opts.capacity.or(A::MAILBOX_CAPACITY);
         let mailbox = Arc::new(Mailbox::<A>::new(self.clone(), pid, capacity));
         let aref = ActorRef::from_mailbox(mailbox);
-        let mut ctx = Ctx::new(aref.clone());
+        let ctx = Ctx::new(aref.clone());
         // Dropping `ctx` on failure ends the never-started process cleanly.
         self.insert_process(aref.handle())?;
         if let Some(name) = opts.name {
             self.register(&name, &aref)?;
         }
         if let Some(parent) = link {
-            ctx.extras_mut()
-                .links
-                .insert(parent.core().pid(), Target::Local(parent));
+            aref.mailbox()
+                .core()
+                .add_link(parent.core().pid(), Target::Local(parent));
         }
         let (init_tx, init_rx): (Option<InitTx>, _) = if A::HAS_INIT {
             let (tx, rx) = tokio::sync::oneshot::channel();

@@ -60,7 +60,35 @@ struct SysLane {
     /// The messages, each with whether it left a mark in the normal lane.
     queue: VecDeque<(Sys, bool)>,
     closed: bool,
+    /// Whether the process traps exits (kept by the process; read here to tell, while a
+    /// handler runs, whether a queued exit signal ends it).
+    traps: bool,
     name: Option<Arc<str>>,
+    /// The processes linked to this one; allocated on the first link. Kept here, not in the
+    /// process's own state, so that whether a queued exit signal still comes from a link can
+    /// be told while a handler runs.
+    #[allow(clippy::box_collection)]
+    links: Option<Box<std::collections::HashMap<Pid, Target>>>,
+}
+
+impl SysLane {
+    /// Whether `msg` ends the process when served now (a kill, or an exit signal it does not
+    /// trap from a live link or an `exit` call).
+    fn ends_process(&self, msg: &Sys) -> bool {
+        match msg {
+            Sys::Kill => true,
+            Sys::Exit {
+                from,
+                reason,
+                linked,
+            } => {
+                !self.traps
+                    && *reason != ExitReason::Normal
+                    && (!linked || self.links.as_ref().is_some_and(|l| l.contains_key(from)))
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The non-generic half of a mailbox: what any process can reach knowing only a pid.
@@ -141,7 +169,9 @@ impl ProcCore {
             sys: Mutex::new(SysLane {
                 queue: VecDeque::new(),
                 closed: false,
+                traps: false,
                 name: None,
+                links: None,
             }),
             exit: OnceLock::new(),
             done: AtomicBool::new(false),
@@ -241,6 +271,77 @@ impl ProcCore {
             self.has_sys.store(false, Ordering::Relaxed);
         }
         msg
+    }
+
+    /// Links this process to `pid` (this side of the link); `false` if it already was.
+    pub(crate) fn add_link(&self, pid: Pid, other: Target) -> bool {
+        let mut lane = self.sys.lock();
+        let links = lane.links.get_or_insert_with(Default::default);
+        match links.entry(pid) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(other);
+                true
+            }
+        }
+    }
+
+    /// Removes this side of the link to `pid`, if there is one.
+    pub(crate) fn remove_link(&self, pid: Pid) -> Option<Target> {
+        self.sys.lock().links.as_mut()?.remove(&pid)
+    }
+
+    /// Whether this process is linked to `pid`.
+    pub(crate) fn is_linked(&self, pid: Pid) -> bool {
+        self.sys
+            .lock()
+            .links
+            .as_ref()
+            .is_some_and(|l| l.contains_key(&pid))
+    }
+
+    /// The pids this process is linked to.
+    pub(crate) fn link_pids(&self) -> Vec<Pid> {
+        let lane = self.sys.lock();
+        lane.links
+            .as_ref()
+            .map(|l| l.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Takes every link (the process is ending).
+    pub(crate) fn take_links(&self) -> Vec<Target> {
+        let links = self.sys.lock().links.take();
+        links.map(|l| l.into_values().collect()).unwrap_or_default()
+    }
+
+    /// Records whether the process traps exits.
+    pub(crate) fn set_traps(&self, on: bool) {
+        self.sys.lock().traps = on;
+    }
+
+    /// Called by the process while one of its handlers waits: makes any push wake it, and
+    /// tells whether the system lane holds a message that ends the process (a kill, or an
+    /// exit signal it does not trap), so the handler is ended at this await point.
+    pub(crate) fn poll_doomed(&self, cx: &mut Context<'_>) -> bool {
+        self.waker.register(cx.waker());
+        let _ = self
+            .state
+            .compare_exchange(AWAKE, SLEEPING, Ordering::SeqCst, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if !self.has_sys() {
+            return false;
+        }
+        let doomed = {
+            let lane = self.sys.lock();
+            lane.queue.iter().any(|(msg, _)| lane.ends_process(msg))
+        };
+        if doomed {
+            let _ =
+                self.state
+                    .compare_exchange(SLEEPING, AWAKE, Ordering::AcqRel, Ordering::Relaxed);
+        }
+        doomed
     }
 
     /// Registers `name` for this process unless it has ended or already has one.
