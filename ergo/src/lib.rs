@@ -81,6 +81,8 @@ pub mod call;
 pub mod error;
 pub mod events;
 pub mod exit;
+#[cfg(any(feature = "net", feature = "http"))]
+mod log_limit;
 #[cfg(feature = "meta")]
 pub mod meta;
 #[cfg(feature = "net")]

@@ -676,3 +676,174 @@ async fn stopping_the_server_closes_websockets_with_shutdown() {
         WsEvent::Closed(CloseReason::Shutdown)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Slow, idle and too many clients
+// ---------------------------------------------------------------------------------------------
+
+/// Reads `stream` until the server closes it (`true`) or `bound` passes (`false`); what was
+/// read is returned too.
+async fn closed_within(stream: &mut tokio::net::TcpStream, bound: Duration) -> (bool, String) {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let closed = tokio::time::timeout(bound, read).await.is_ok();
+    (closed, String::from_utf8_lossy(&seen).into_owned())
+}
+
+async fn limited_server(
+    node: &Node,
+    setup: impl FnOnce(HttpServer) -> HttpServer,
+) -> HttpServerRef {
+    let pool = worker_pool(node, 2).await;
+    setup(HttpServer::bind(local()))
+        .route(Method::GET, "/{p}", &pool)
+        .start(node)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_trickling_their_headers_are_cut_off_and_others_are_served() {
+    use tokio::io::AsyncWriteExt;
+    let node = node("http-slowloris").await;
+    let server = limited_server(&node, |s| s.header_timeout(Duration::from_millis(300))).await;
+    // 20 clients each send a header line every 100 ms, forever (the tasks are aborted when
+    // the test ends; each is bounded to 30 s anyway).
+    let addr = server.local_addr();
+    let mut trickles = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        trickles.spawn(async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n")
+                .await
+                .unwrap();
+            let end = tokio::time::Instant::now() + Duration::from_secs(30);
+            while tokio::time::Instant::now() < end {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if s.write_all(b"x-more: 1\r\n").await.is_err() {
+                    return true;
+                }
+            }
+            false
+        });
+    }
+    assert_eq!(get(&server, "/fast").await.0, 200);
+    let cut = within("every trickling client is cut off", async {
+        let mut cut = 0;
+        while let Some(done) = trickles.join_next().await {
+            cut += usize::from(done.unwrap());
+        }
+        cut
+    })
+    .await;
+    assert_eq!(cut, 20);
+    assert_eq!(get(&server, "/after").await.0, 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let node = node("http-idle").await;
+    let server = limited_server(&node, |s| s.header_timeout(Duration::from_millis(300))).await;
+    let mut s = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    // A silent connection is closed...
+    let (closed, seen) = closed_within(&mut s, Duration::from_secs(5)).await;
+    assert!(closed && seen.is_empty(), "{seen:?}");
+    // ...and so is one idle after a response.
+    let mut s = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    s.write_all(b"GET /one HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (closed, seen) = closed_within(&mut s, Duration::from_secs(5)).await;
+    assert!(closed, "the idle keep-alive connection was closed");
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen:?}");
+    assert!(seen.ends_with("/one "), "{seen:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_are_refused_with_503_and_counted() {
+    let node = node("http-cap").await;
+    let server = limited_server(&node, |s| {
+        s.max_connections(3)
+            .header_timeout(Duration::from_secs(120))
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(
+            tokio::net::TcpStream::connect(server.local_addr())
+                .await
+                .unwrap(),
+        );
+    }
+    eventually("three connections open", || async {
+        (server.stats().connections == 3).then_some(())
+    })
+    .await;
+    let mut over = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let (closed, seen) = closed_within(&mut over, Duration::from_secs(5)).await;
+    assert!(closed, "the connection over the cap is closed");
+    assert!(seen.starts_with("HTTP/1.1 503"), "{seen:?}");
+    assert!(seen.contains("retry-after: 1"), "{seen:?}");
+    assert_eq!(server.stats().refused_connections, 1);
+    // Closing the held ones makes room again.
+    drop(held);
+    eventually("the held connections closed", || async {
+        (server.stats().connections == 0).then_some(())
+    })
+    .await;
+    assert_eq!(get(&server, "/again").await.0, 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_budget_get_503_and_nothing_is_buffered_for_them() {
+    let node = node("http-budget").await;
+    let (actor, mut gate) = gated(&node, None).await;
+    let server = HttpServer::bind(local())
+        .body_limit(1024 * 1024)
+        .body_budget(1024 * 1024)
+        .request_timeout(Duration::from_secs(30))
+        .route(Method::POST, "/{p}", &actor)
+        .start(&node)
+        .await
+        .unwrap();
+    let http = client();
+    let post = |path: &str| {
+        http.post(url(&server, path))
+            .body(vec![b'x'; 800 * 1024])
+            .send()
+    };
+    // The first body is held in flight (its handler waits at the gate).
+    let first = tokio::spawn(post("/first"));
+    assert_eq!(gate.entered().await, "/first");
+    // The second does not fit beside it.
+    let second = within("503", post("/second")).await.unwrap();
+    assert_eq!(second.status(), 503);
+    assert_eq!(second.headers()["retry-after"], "1");
+    assert_eq!(server.stats().over_budget, 1);
+    // Once the first is answered its share is back.
+    gate.permits.add_permits(2);
+    let first = within("the first answer", first).await.unwrap().unwrap();
+    assert_eq!(first.status(), 200);
+    let third = within("200", post("/third")).await.unwrap();
+    assert_eq!(third.status(), 200);
+    server.stop().await;
+}

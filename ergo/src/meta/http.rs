@@ -21,6 +21,11 @@
 //! | the actor ended (a panic among others) or dropped the reply without answering | 500 Internal Server Error, body `internal server error`, no details |
 //! | the actor's bounded mailbox is full (every worker's, for a pool), or it has ended before the request was queued | 503 Service Unavailable, with `retry-after: 1` |
 //! | the body is larger than the limit (2 MiB unless set) | 413 Payload Too Large |
+//! | the body does not fit in the budget for bodies in flight (64 MiB unless set) | 503 Service Unavailable, with `retry-after: 1` |
+//! | the server has its maximum of open connections (512 unless set) | 503 Service Unavailable, with `retry-after: 1`, and the connection closed |
+//!
+//! A client that takes longer than the header timeout (10 s unless set) to send a request's
+//! header, or leaves a keep-alive connection idle that long, is disconnected.
 //! | no route matches | 404, or 405 for a path served with other methods |
 //!
 //! Requests are queued with a non-waiting send ([`ActorRef::try_cast`]): the server sheds load
@@ -88,10 +93,11 @@ use super::Bytes;
 use crate::pool::Pool;
 use crate::{Actor, ActorRef, Node, TrySendError};
 
+mod serve;
 mod server;
 pub mod ws;
 
-pub use server::{HttpServer, HttpServerRef};
+pub use server::{HttpServer, HttpServerRef, HttpStats};
 
 /// HTTP types used in requests and responses (re-exported from the `http` crate, through axum).
 pub use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -101,6 +107,16 @@ pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 /// The default time a handler has to reply before the response is 504: 5 s.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The default budget for request bodies buffered at once, over all requests: 64 MiB.
+pub const DEFAULT_BODY_BUDGET: usize = 64 * 1024 * 1024;
+
+/// The default time a client has to send a request's header (also the longest a keep-alive
+/// connection may sit idle): 10 s.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default cap on open connections: 512.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 
 /// The default bound on a graceful shutdown: 10 s.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

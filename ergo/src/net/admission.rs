@@ -23,8 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use crate::log_limit::RateLimit;
 
 /// The shortest time between two log lines about rejected connections.
 pub(super) const LOG_EVERY: Duration = Duration::from_secs(5);
@@ -152,38 +153,6 @@ impl Slots {
     }
 }
 
-/// Lets one event through per `every`, counting those held back.
-pub(super) struct RateLimit {
-    every: Duration,
-    state: Mutex<(Option<Instant>, u64)>,
-}
-
-impl RateLimit {
-    pub(super) fn new(every: Duration) -> Self {
-        RateLimit {
-            every,
-            state: Mutex::new((None, 0)),
-        }
-    }
-
-    /// `Some(held back since the last one)` when this event may be reported.
-    pub(super) fn hit(&self) -> Option<u64> {
-        let mut state = self.state.lock();
-        let now = Instant::now();
-        match state.0 {
-            Some(last) if now.duration_since(last) < self.every => {
-                state.1 += 1;
-                None
-            }
-            _ => {
-                let held_back = std::mem::take(&mut state.1);
-                state.0 = Some(now);
-                Some(held_back)
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,16 +205,5 @@ mod tests {
         assert!(a.admit(ip(1)).is_err());
         drop(t);
         assert!(a.admit(ip(1)).is_ok());
-    }
-
-    #[test]
-    fn the_log_limit_lets_one_through_and_counts_the_rest() {
-        let limit = RateLimit::new(Duration::from_secs(3600));
-        assert_eq!(limit.hit(), Some(0));
-        assert_eq!(limit.hit(), None);
-        assert_eq!(limit.hit(), None);
-        let limit = RateLimit::new(Duration::ZERO);
-        assert_eq!(limit.hit(), Some(0));
-        assert_eq!(limit.hit(), Some(0));
     }
 }

@@ -4,11 +4,13 @@ use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::{BytesRejection, RawPathParamsRejection};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, RawPathParams, State};
+use axum::body::Body;
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{ConnectInfo, RawPathParams, State};
 use axum::http::{header, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter};
@@ -19,11 +21,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::serve::{kib, Limits};
 use super::{
     Endpoint, HeaderMap, HeaderValue, HttpReply, HttpRequest, HttpResponse, Method, Refused,
-    StatusCode, DEFAULT_BODY_LIMIT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SHUTDOWN_GRACE,
+    StatusCode, DEFAULT_BODY_BUDGET, DEFAULT_BODY_LIMIT, DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SHUTDOWN_GRACE,
 };
-use crate::meta::{Bytes, StartError};
+use crate::meta::StartError;
 use crate::Node;
 
 /// How long the responses forced by an expired shutdown grace have to be written.
@@ -32,6 +36,8 @@ const EXPIRED_GRACE: Duration = Duration::from_secs(1);
 /// What every request and WebSocket handler of a server shares.
 pub(super) struct Shared {
     request_timeout: Duration,
+    body_limit: usize,
+    limits: Arc<Limits>,
     /// Cancelled when the server stops; WebSocket connections' tokens are its children.
     pub(super) shutdown: CancellationToken,
     /// Cancelled when the shutdown grace runs out: requests still waiting get 503.
@@ -62,7 +68,9 @@ pub(super) type Installer = Box<
 /// `/files/{*rest}` the rest of the path. One path may have several routes with different
 /// methods.
 ///
-/// Defaults: a 2 MiB body limit, a 5 s request timeout, a 10 s shutdown grace.
+/// Defaults: a 2 MiB body limit, a 5 s request timeout, a 10 s shutdown grace, a 10 s header
+/// timeout (also the longest a keep-alive connection may sit idle), at most 512 open
+/// connections and 64 MiB of request bodies in flight.
 ///
 /// ```no_run
 /// # use ergo::meta::http::*;
@@ -87,6 +95,9 @@ pub(super) type Installer = Box<
 pub struct HttpServer {
     addr: SocketAddr,
     body_limit: usize,
+    body_budget: usize,
+    header_timeout: Duration,
+    max_connections: usize,
     request_timeout: Duration,
     shutdown_grace: Duration,
     router: Router<SharedState>,
@@ -98,6 +109,9 @@ impl fmt::Debug for HttpServer {
         f.debug_struct("HttpServer")
             .field("addr", &self.addr)
             .field("body_limit", &self.body_limit)
+            .field("body_budget", &self.body_budget)
+            .field("header_timeout", &self.header_timeout)
+            .field("max_connections", &self.max_connections)
             .field("request_timeout", &self.request_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
             .finish_non_exhaustive()
@@ -111,6 +125,9 @@ impl HttpServer {
         HttpServer {
             addr,
             body_limit: DEFAULT_BODY_LIMIT,
+            body_budget: DEFAULT_BODY_BUDGET,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             router: Router::new(),
@@ -122,6 +139,33 @@ impl HttpServer {
     /// when its length is announced).
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
+        self
+    }
+
+    /// How many bytes of request bodies may be buffered at once, over all requests in flight
+    /// (default 64 MiB). A request is counted from before its body is read (for its announced
+    /// length, or the body limit when it announces none) until its response is ready; one that
+    /// does not fit gets 503 with `retry-after: 1`, and its body is never read. So memory for
+    /// bodies stays bounded however many clients send at once. Counted in
+    /// [`HttpStats::over_budget`].
+    pub fn body_budget(mut self, bytes: usize) -> Self {
+        self.body_budget = bytes;
+        self
+    }
+
+    /// How long a client has to send a request's whole header (default 10 s), counted from the
+    /// connection's start or from the end of the previous response: a client trickling its
+    /// header, or a keep-alive connection idle for longer, is closed.
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// How many connections may be open at once (default 512; keep it below the process's
+    /// file descriptor limit). A connection over it is answered 503 with `retry-after: 1` and
+    /// closed at once, and counted in [`HttpStats::refused_connections`].
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
         self
     }
 
@@ -160,7 +204,7 @@ impl HttpServer {
                       method: Method,
                       uri: Uri,
                       headers: HeaderMap,
-                      body: Result<Bytes, BytesRejection>| {
+                      body: Body| {
                     serve_request(
                         endpoint.clone(),
                         state,
@@ -190,8 +234,15 @@ impl HttpServer {
     pub async fn start(self, node: &Node) -> Result<HttpServerRef, StartError> {
         let listener = TcpListener::bind(self.addr).await?;
         let local_addr = listener.local_addr()?;
+        let limits = Arc::new(Limits::new(
+            self.header_timeout,
+            self.max_connections,
+            self.body_budget,
+        ));
         let shared = Arc::new(Shared {
             request_timeout: self.request_timeout,
+            body_limit: self.body_limit,
+            limits: limits.clone(),
             shutdown: CancellationToken::new(),
             expired: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -212,19 +263,13 @@ impl HttpServer {
                 }
             }
         }
-        let app = router
-            .layer(DefaultBodyLimit::max(self.body_limit))
-            .with_state(shared.clone())
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let signal = shared.shutdown.clone().cancelled_owned();
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(signal)
-                .await
-            {
-                tracing::warn!(error = %e, "http server failed");
-            }
-        });
+        let app = router.with_state(shared.clone());
+        let task = tokio::spawn(super::serve::serve(
+            listener,
+            app,
+            limits,
+            shared.shutdown.clone(),
+        ));
         tracing::info!(addr = %local_addr, "http server listening");
         Ok(HttpServerRef {
             inner: Arc::new(ServerInner {
@@ -249,14 +294,49 @@ async fn serve_request(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return plain(StatusCode::PAYLOAD_TOO_LARGE, "payload too large");
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = announced.filter(|n| *n > shared.body_limit as u64) {
+        // A client that is still sending when the connection closes sees a broken pipe, not
+        // the 413: take (and drop) a body up to twice the limit first, for at most a second.
+        if n <= 2 * shared.body_limit as u64 {
+            discard(body, Duration::from_secs(1)).await;
         }
-        Err(rejection) => return plain(rejection.status(), "bad request body"),
+        return plain(StatusCode::PAYLOAD_TOO_LARGE, "payload too large");
+    }
+    // The body's share of the budget, held until the response is ready.
+    let share = match announced {
+        Some(0) => None,
+        Some(n) => Some(kib(n as usize)),
+        None if headers.contains_key(header::TRANSFER_ENCODING) => Some(kib(shared.body_limit)),
+        None => None,
+    };
+    let _reserved = match share {
+        Some(n) => match shared.limits.bodies.clone().try_acquire_many_owned(n) {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                shared.limits.over_budget.fetch_add(1, Ordering::Relaxed);
+                return unavailable();
+            }
+        },
+        None => None,
+    };
+    let read =
+        http_body_util::BodyExt::collect(http_body_util::Limited::new(body, shared.body_limit))
+            .await;
+    let body = match read {
+        Ok(body) => body.to_bytes(),
+        Err(e) => {
+            return if e.is::<http_body_util::LengthLimitError>() {
+                plain(StatusCode::PAYLOAD_TOO_LARGE, "payload too large")
+            } else {
+                plain(StatusCode::BAD_REQUEST, "bad request body")
+            };
+        }
     };
     let params = params
         .map(|p| {
@@ -279,10 +359,7 @@ async fn serve_request(
         if matches!(refused, Refused::Gone) {
             tracing::warn!(path = %uri.path(), "http endpoint has no live actor");
         }
-        let mut res = plain(StatusCode::SERVICE_UNAVAILABLE, "service unavailable");
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return res;
+        return unavailable();
     }
     let answered = tokio::select! {
         answered = tokio::time::timeout(shared.request_timeout, rx) => answered,
@@ -302,8 +379,37 @@ async fn serve_request(
     }
 }
 
+/// Reads `body` to its end and drops it chunk by chunk, for at most `bound`.
+async fn discard(mut body: Body, bound: Duration) {
+    use http_body_util::BodyExt;
+    let _ = tokio::time::timeout(bound, async {
+        while let Some(Ok(_)) = body.frame().await {}
+    })
+    .await;
+}
+
+/// 503 with `retry-after: 1`.
+fn unavailable() -> Response {
+    let mut res = plain(StatusCode::SERVICE_UNAVAILABLE, "service unavailable");
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    res
+}
+
 pub(super) fn plain(status: StatusCode, text: &'static str) -> Response {
     HttpResponse::text(status, text).into_response()
+}
+
+/// A server's counters ([`HttpServerRef::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HttpStats {
+    /// Connections open now.
+    pub connections: usize,
+    /// Connections refused because [`HttpServer::max_connections`] were open.
+    pub refused_connections: u64,
+    /// Requests answered 503 because their body did not fit in [`HttpServer::body_budget`].
+    pub over_budget: u64,
 }
 
 struct ServerInner {
@@ -335,6 +441,23 @@ impl HttpServerRef {
     /// The address the server listens on (with the port the OS picked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
+    }
+
+    /// What the server's limits have turned away so far, and its open connections.
+    ///
+    /// ```no_run
+    /// # async fn f(server: ergo::meta::http::HttpServerRef) {
+    /// let stats = server.stats();
+    /// println!("{} open, {} refused", stats.connections, stats.refused_connections);
+    /// # }
+    /// ```
+    pub fn stats(&self) -> HttpStats {
+        let limits = &self.inner.shared.limits;
+        HttpStats {
+            connections: limits.max_connections - limits.connections.available_permits(),
+            refused_connections: limits.refused_connections.load(Ordering::Relaxed),
+            over_budget: limits.over_budget.load(Ordering::Relaxed),
+        }
     }
 
     /// Whether the server still accepts connections.
