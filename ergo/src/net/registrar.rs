@@ -430,34 +430,44 @@ impl EmbeddedRegistrar {
 async fn serve_one(mut stream: TcpStream, table: &Table, id: u64) {
     let mut registered: Option<String> = None;
     while let Ok(request) = recv::<Request>(&mut stream).await {
-        let reply = match request {
-            Request::Register { name, port } => {
-                let mut t = table.lock();
-                if t.get(&name).is_some_and(|(_, owner)| *owner != id) {
-                    Reply::Taken
-                } else {
-                    // One name per connection: a new one replaces the old.
-                    if let Some(old) = registered.take().filter(|old| *old != name) {
-                        t.remove(&old);
-                    }
-                    t.insert(name.clone(), (port, id));
-                    registered = Some(name);
-                    Reply::Registered
-                }
-            }
-            Request::Resolve { name } => Reply::Address(table.lock().get(&name).map(|(p, _)| *p)),
-            Request::List => Reply::Nodes(
-                table
-                    .lock()
-                    .iter()
-                    .map(|(n, (p, _))| (n.clone(), *p))
-                    .collect(),
-            ),
-        };
+        let reply = answer(table, id, &mut registered, request);
         if send(&mut stream, &reply).await.is_err() {
             break;
         }
     }
+    forget(table, id, registered);
+}
+
+/// The answer to one request of connection `id`, which holds the registration `registered`.
+fn answer(table: &Table, id: u64, registered: &mut Option<String>, request: Request) -> Reply {
+    match request {
+        Request::Register { name, port } => {
+            let mut t = table.lock();
+            if t.get(&name).is_some_and(|(_, owner)| *owner != id) {
+                Reply::Taken
+            } else {
+                // One name per connection: a new one replaces the old.
+                if let Some(old) = registered.take().filter(|old| *old != name) {
+                    t.remove(&old);
+                }
+                t.insert(name.clone(), (port, id));
+                *registered = Some(name);
+                Reply::Registered
+            }
+        }
+        Request::Resolve { name } => Reply::Address(table.lock().get(&name).map(|(p, _)| *p)),
+        Request::List => Reply::Nodes(
+            table
+                .lock()
+                .iter()
+                .map(|(n, (p, _))| (n.clone(), *p))
+                .collect(),
+        ),
+    }
+}
+
+/// Connection `id` closed: its registration ends.
+fn forget(table: &Table, id: u64, registered: Option<String>) {
     if let Some(name) = registered {
         let mut t = table.lock();
         if t.get(&name).is_some_and(|(_, owner)| *owner == id) {
@@ -466,6 +476,55 @@ async fn serve_one(mut stream: TcpStream, table: &Table, id: u64) {
     }
 }
 
+/// The registrar's server side on bytes, for the fuzz target: `input` is a stream of
+/// requests (each a 4-byte length and CBOR, as on the wire) from two interleaved connections
+/// (a byte before each picks which), then both close. Checks that a connection holds at most
+/// one name, that every reply encodes, and that nothing is left once both have closed.
+pub(crate) fn fuzz_serve(mut input: &[u8]) {
+    let table: Table = Mutex::new(HashMap::new());
+    let mut registered: [Option<String>; 2] = [None, None];
+    let mut open = [true, true];
+    while let [pick, rest @ ..] = input {
+        let conn = usize::from(*pick & 1);
+        let Some((len, rest)) = rest.split_first_chunk::<4>() else {
+            break;
+        };
+        let len = u32::from_be_bytes(*len) as usize;
+        if len > MAX_MESSAGE || rest.len() < len {
+            break;
+        }
+        let (body, rest) = rest.split_at(len);
+        input = rest;
+        if !open[conn] {
+            continue;
+        }
+        match decode_cbor::<Request>(body) {
+            Ok(request) => {
+                let reply = answer(&table, conn as u64, &mut registered[conn], request);
+                let mut out = Vec::new();
+                encode_cbor(&reply, &mut out).expect("a reply encodes");
+                let owned = table
+                    .lock()
+                    .values()
+                    .filter(|(_, o)| *o == conn as u64)
+                    .count();
+                assert!(owned <= 1, "connection {conn} holds {owned} names");
+            }
+            // The server closes a connection that sends what it cannot read.
+            Err(_) => {
+                open[conn] = false;
+                forget(&table, conn as u64, registered[conn].take());
+            }
+        }
+    }
+    for (conn, name) in registered.into_iter().enumerate() {
+        forget(&table, conn as u64, name);
+    }
+    assert!(
+        table.lock().is_empty(),
+        "registrations outlived their connections"
+    );
+}
 impl Registrar for EmbeddedRegistrar {
     fn register(&self, node: &str, addr: SocketAddr) -> BoxFuture<'_, Result<(), RegistrarError>> {
         let first = self
