@@ -33,6 +33,7 @@ use crate::measure::{line, BenchResult, Sample};
 use server::{networked, new_cookie, ServerProcess, TLS_ENV};
 
 pub(crate) mod ask;
+pub(crate) mod chaos;
 pub(crate) mod server;
 pub(crate) mod tell;
 

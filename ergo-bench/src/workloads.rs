@@ -134,6 +134,12 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         run: |cfg| Box::pin(net::http_rps_workload(cfg, cfg.count(100_000))),
     },
     Workload {
+        name: "chaos_reconnect",
+        about: "one sender casts flat out to a remote sink while the client disconnects every \
+                200 ms, 50 times; reorders, duplicates, failed and silent losses",
+        run: |cfg| Box::pin(remote::chaos::chaos_workload(cfg)),
+    },
+    Workload {
         name: "remote_tell_p1",
         about: "one sender casts 1 000 000 messages to a remote sink in another OS process",
         run: |cfg| {

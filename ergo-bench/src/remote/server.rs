@@ -169,6 +169,12 @@ async fn serve_node(name: &str) -> BenchResult<()> {
         node.register(sink_name, &sink)
             .map_err(|e| format!("register {sink_name}: {e}"))?;
     }
+    let chaos = node
+        .spawn(super::chaos::ChaosSink::new())
+        .await
+        .map_err(|e| format!("spawn {}: {e}", super::chaos::CHAOS_NAME))?;
+    node.register(super::chaos::CHAOS_NAME, &chaos)
+        .map_err(|e| format!("register {}: {e}", super::chaos::CHAOS_NAME))?;
     let echo = node
         .spawn(RemoteEcho { calls: 0 })
         .await
