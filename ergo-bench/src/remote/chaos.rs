@@ -83,7 +83,8 @@ pub(crate) async fn chaos_workload(cfg: &Config) -> BenchResult<()> {
     println!(
         "# {workload}: one sender casts flat out to a sink in a server process while the \
          client disconnects every 200 ms ({cuts} times); reorders and duplicates must be 0; \
-         failed = casts that returned an error, silent = lost without one; no baseline"
+         failed = casts that returned an error, silent = lost without one (dropped_counted: those the \
+         client's buffers still held at a break, counted by Node::frames_dropped); no baseline"
     );
     let pair = Pair::start(workload, 0, false).await?;
     let sink = pair.lookup::<ChaosSink>(CHAOS_NAME).await?;
@@ -141,6 +142,13 @@ pub(crate) async fn chaos_workload(cfg: &Config) -> BenchResult<()> {
     line(workload, "duplicates", duplicates, "casts");
     line(workload, "failed", failed, "casts");
     line(workload, "silent_losses", silent, "casts");
+    // Of the silent losses, those still in the client's buffers when a link went down.
+    line(
+        workload,
+        "dropped_counted",
+        pair.client.frames_dropped(),
+        "frames",
+    );
     line(
         workload,
         "silent_per_cut",

@@ -42,6 +42,25 @@ impl Node {
             .map(|_| ())
     }
 
+    /// How many frames (casts, calls, replies, signals, events) this node had queued for its
+    /// peers and dropped because their connection closed first, since it started. A break
+    /// loses at most about 512 KiB per connection this way (see `net/conn.rs`), plus what the
+    /// operating system had already taken into its socket buffers, which no one can count
+    /// without acknowledgements. `0` for a node without a network.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), ergo::Error> {
+    /// use ergo::prelude::*;
+    /// let node = Node::builder("dropped-doc@localhost").start().await?;
+    /// assert_eq!(node.frames_dropped(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn frames_dropped(&self) -> u64 {
+        net_of(self).map_or(0, |n| {
+            n.frames_dropped.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
     /// Closes the connections to node `node`: every link and monitor across them fires with
     /// [`ExitReason::NoConnection`](crate::ExitReason::NoConnection), and calls waiting on them fail with
     /// [`CallError::NoConnection`](crate::CallError::NoConnection). The next use reconnects.

@@ -165,10 +165,14 @@ impl PeerLink {
     }
 
     /// Closes every connection of the link.
-    pub(super) fn close_all(&self) {
-        for conn in self.outs.iter().chain(self.extra.lock().iter()) {
-            conn.close();
-        }
+    /// Closes every connection; returns the frames they dropped (see `Conn::close`).
+    pub(super) fn close_all(&self) -> u64 {
+        let extra = self.extra.lock().clone();
+        self.outs
+            .iter()
+            .chain(extra.iter())
+            .map(|c| c.close())
+            .sum()
     }
 
     /// The peer said `Goodbye` on one more of the link's connections. True once it said so on

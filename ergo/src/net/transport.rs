@@ -66,6 +66,8 @@ pub(crate) struct Net {
     /// deliver nothing more: their connections were closed before).
     gates: DashMap<NodeAtom, Arc<parking_lot::RwLock<()>>, rustc_hash::FxBuildHasher>,
     pub(super) admission: Arc<super::admission::Admission>,
+    /// Frames dropped by connections that closed before writing them (see `Conn::close`).
+    pub(crate) frames_dropped: std::sync::atomic::AtomicU64,
     pub(super) cancel: CancellationToken,
     /// This node said `Goodbye` to its peers (it is shutting down): links that end from now on
     /// end as expected, and are not logged.
@@ -188,6 +190,7 @@ impl Net {
         };
         Ok(Arc::new_cyclic(|me| Net {
             admission: super::admission::Admission::new(opts.max_handshakes),
+            frames_dropped: std::sync::atomic::AtomicU64::new(0),
             codec: FrameCodec::with_max_frame_len(opts.max_frame_len),
             opts,
             handshake,
@@ -347,16 +350,19 @@ impl Net {
             return;
         }
         let _ = link.down_reason.set(reason.clone());
+        let dropped = link.close_all();
+        self.frames_dropped.fetch_add(dropped, Ordering::Relaxed);
         if !self.cancel.is_cancelled() && !self.leaving.load(Ordering::Acquire) {
             match report {
-                Report::Warn => tracing::warn!(peer = %link.name, "connection lost: {reason}"),
-                Report::Info => tracing::info!(peer = %link.name, "link closed: {reason}"),
+                Report::Warn => {
+                    tracing::warn!(peer = %link.name, dropped, "connection lost: {reason}")
+                }
+                Report::Info => tracing::info!(peer = %link.name, dropped, "link closed: {reason}"),
                 Report::Quiet => {}
             }
         }
         self.peers
             .remove_if(&link.atom, |_, l| Arc::ptr_eq(l, link));
-        link.close_all();
         link.up.notify_waiters();
         let pending = std::mem::take(&mut *link.pending.lock());
         for (_, p) in pending {
