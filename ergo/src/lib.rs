@@ -117,7 +117,7 @@ pub mod prelude {
 /// The bodies of the fuzz targets (`fuzz/`). Not public API: may change in any release.
 #[cfg(feature = "net")]
 #[doc(hidden)]
-pub mod __fuzz;
+pub use crate::net::fuzz as __fuzz;
 
 /// Paths the generated code names. Not public API: may change in any release.
 #[doc(hidden)]

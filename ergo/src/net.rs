@@ -118,6 +118,8 @@ mod connect;
 #[cfg(feature = "etcd")]
 mod etcd;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod handshake;
 mod inbound;
 mod links;

@@ -1,6 +1,6 @@
 //! The bodies of the fuzz targets in `fuzz/` (cargo-fuzz), here so that they see the crate's
 //! internals and so that the inputs kept in `fuzz/regressions/` run as ordinary tests on
-//! stable (`tests/fuzz_regressions.rs`). Not public API.
+//! stable (`tests/fuzz_regressions.rs`). Reached as `ergo::__fuzz`. Not public API.
 //!
 //! Each function takes arbitrary bytes and panics only when a property of ours fails; any
 //! input the code under test must refuse is refused with an error, never a panic.
