@@ -98,7 +98,7 @@ impl RemoteSink {
     ) -> Outcome {
         match self
             .peer
-            .notify(ServiceFrame::Publish, self.sub, Room::Bounded, write)
+            .notify(ServiceFrame::Publish, self.sub, Room::Events, write)
         {
             Ok(()) => Outcome::Queued,
             Err(SendFailure::Full) => Outcome::Full,

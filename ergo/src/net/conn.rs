@@ -10,10 +10,12 @@
 //!
 //! # Limits
 //!
-//! - Above [`HIGH_WATER`] (256 KiB) queued, casts and published event values are refused
-//!   with `Full` (a cast waits for [`Conn::wait_room`], `try_cast` reports it). This is also
+//! - Above [`HIGH_WATER`] (256 KiB) queued, casts are refused with `Full` (a cast waits for
+//!   [`Conn::wait_room`], `try_cast` reports it); published event values above
+//!   [`EVENT_HIGH_WATER`] (4 MiB: a publish never waits, it drops and counts). This is also
 //!   the bound on what a break can lose silently from this node's side: a connection holds at
-//!   most `HIGH_WATER` (plus one frame) queued and as much again being written; what the
+//!   most `HIGH_WATER` of casts (`EVENT_HIGH_WATER` of events, plus one frame) queued and as
+//!   much again being written; what the
 //!   kernel already took (its socket buffers, on both hosts) is lost with it too. Frames still
 //!   queued or being written when a connection closes are counted
 //!   ([`Node::frames_dropped`](crate::Node::frames_dropped)) and logged with the link's end.
@@ -42,9 +44,13 @@ use crate::node::transport::{Room, SendFailure};
 /// batches (`remote_tell_p1` 3.15 M msg/s with 4 MiB, 3.20 M with 256 KiB, same machine).
 pub(crate) const HIGH_WATER: usize = 256 * 1024;
 
+/// A connection's outgoing buffer above which published event values are dropped (4 MiB):
+/// publishing never waits, so events get a larger window than casts, which wait for room.
+pub(crate) const EVENT_HIGH_WATER: usize = 4 * 1024 * 1024;
+
 /// A writer keeps buffers up to this capacity between writes (two per connection), so a busy
 /// connection does not reallocate (and page-fault) its buffers on every burst.
-const KEEP_CAPACITY: usize = 2 * HIGH_WATER;
+const KEEP_CAPACITY: usize = 2 * EVENT_HIGH_WATER;
 
 /// A connection's outgoing buffer above which nothing more is queued and the connection is
 /// given up (its peer does not read what it asks for).
@@ -117,6 +123,7 @@ impl From<PushError> for SendFailure {
 pub(crate) fn limit(room: Room) -> usize {
     match room {
         Room::Bounded => HIGH_WATER,
+        Room::Events => EVENT_HIGH_WATER,
         Room::Always => usize::MAX,
     }
 }

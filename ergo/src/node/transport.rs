@@ -90,9 +90,12 @@ pub(crate) trait Transport: Send + Sync + 'static {
 /// How full a link's queue may be for a send to go ahead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Room {
-    /// Casts and published event values: refused with [`SendFailure::Full`] above the queue's
-    /// high water mark (the sender waits, or drops, as it chooses).
+    /// Casts: refused with [`SendFailure::Full`] above the queue's high water mark (the
+    /// sender waits, or `try_cast` reports it).
     Bounded,
+    /// Published event values: refused above a larger mark (a publish never waits; a value
+    /// over it is dropped and counted), so a burst of events has room a cast window does not.
+    Events,
     /// Calls, replies, signals and node requests: queued whatever the backlog (a link whose
     /// peer does not read at all is given up by the transport).
     Always,
