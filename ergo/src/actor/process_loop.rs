@@ -133,6 +133,11 @@ async fn serve<A: Actor>(actor: &mut A, ctx: &mut Ctx<A>) -> (ExitReason, bool) 
                 Slot::Msg(msg) => {
                     if until_doomed(actor.handle(msg, ctx), mailbox.core()).await {
                         // Ended at an await point: the system lane has what ends the process.
+                        // A kill wins over a stop queued before it (the stop was waiting for
+                        // the handler to finish; the kill does not wait).
+                        if mailbox.core().kill_queued() {
+                            return (ExitReason::Killed, false);
+                        }
                         if let Some(end) =
                             Box::pin(serve_system(actor, ctx, &mailbox, &mut waiting)).await
                         {

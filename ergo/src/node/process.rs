@@ -344,6 +344,15 @@ impl ProcCore {
         doomed
     }
 
+    /// Whether a kill is queued on the system lane.
+    pub(crate) fn kill_queued(&self) -> bool {
+        self.sys
+            .lock()
+            .queue
+            .iter()
+            .any(|(msg, _)| matches!(msg, Sys::Kill))
+    }
+
     /// Registers `name` for this process unless it has ended or already has one.
     pub(crate) fn set_name(
         &self,
