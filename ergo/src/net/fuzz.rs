@@ -40,7 +40,7 @@ pub fn frame_decode(data: &[u8]) {
         }
         let bound = 2 * (LEN_PREFIX + codec.max_frame_len()) + 4096;
         assert!(
-            buf.capacity() <= bound.max(fed.len() + 4096),
+            buf.capacity() <= bound,
             "reserved {} bytes for frames of at most {}",
             buf.capacity(),
             codec.max_frame_len()
